@@ -1,0 +1,61 @@
+"""Database configuration, start-up and migrations (Tortoise's built-in migrator)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate as tortoise_migrate
+
+from app.config import Settings, get_settings
+
+MIGRATIONS_MODULE = "app.models.migrations"
+
+
+def _normalise_url(url: str) -> str:
+    if url.startswith("postgresql://"):
+        return "postgres://" + url[len("postgresql://") :]
+    return url
+
+
+def tortoise_config(settings: Settings | None = None) -> dict:
+    settings = settings or get_settings()
+    url = _normalise_url(settings.database_url)
+    if url.startswith("sqlite://"):
+        path = url[len("sqlite://") :]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "connections": {"default": url},
+        "apps": {
+            "models": {
+                "models": settings.tortoise_modules,
+                "migrations": MIGRATIONS_MODULE,
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def migrate(settings: Settings | None = None) -> None:
+    """Apply every pending migration."""
+    await tortoise_migrate(config=tortoise_config(settings))
+    await Tortoise.close_connections()
+
+
+async def init_db(settings: Settings | None = None) -> None:
+    """Open the ORM for a process that has no Starlette lifespan (worker, CLI)."""
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
+
+
+def is_postgres(settings: Settings | None = None) -> bool:
+    return (settings or get_settings()).database_url.startswith(("postgres://", "postgresql://"))
+
+# Used by the `tortoise` CLI: `tortoise -c app.db.TORTOISE_ORM makemigrations`.
+TORTOISE_ORM = tortoise_config()

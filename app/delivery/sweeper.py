@@ -1,0 +1,55 @@
+"""Re-queues deliveries that are due but not moving, and purges old ones.
+
+The database is the truth: after a Redis flush or restart, or a worker killed
+mid-send, this finds every delivery that should be on its way and queues it again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tortoise.expressions import Q
+
+from app.delivery.queue import QueuedSend, enqueue_sends
+from app.delivery.runtime import Runtime
+from app.models import Delivery, DeliveryStatus, Event
+
+BATCH = 1000
+
+
+async def sweep(runtime: Runtime, *, grace_seconds: float | None = None) -> int:
+    """Queues every due PENDING/RETRYING delivery and every SENDING one whose lease ran out."""
+    if runtime.redis is None:
+        return 0
+    now = datetime.now(UTC)
+    grace = runtime.settings.stuck_after_seconds if grace_seconds is None else grace_seconds
+    due_before = now - timedelta(seconds=grace)
+    condition = (
+        Q(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING]) & Q(next_attempt_at__lte=due_before)
+    ) | (Q(status=DeliveryStatus.SENDING) & Q(locked_until__lt=now))
+    queued, last_id = 0, ""
+    while True:
+        rows = await Delivery.filter(condition, id__gt=last_id).order_by("id").limit(BATCH).values_list(
+            "id", "attempt_count"
+        )
+        if not rows:
+            return queued
+        queued += await enqueue_sends(runtime.redis, [QueuedSend(i, n + 1) for i, n in rows])
+        last_id = rows[-1][0]
+
+
+async def purge(runtime: Runtime, *, older_than_days: float | None = None) -> int:
+    """Deletes deliveries (with their attempts) older than the retention age, then orphaned events."""
+    days = runtime.settings.retention_days if older_than_days is None else older_than_days
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    finished = [DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED]
+    deleted = 0
+    while True:
+        ids = await Delivery.filter(created_at__lt=cutoff, status__in=finished).limit(BATCH).values_list(
+            "id", flat=True
+        )
+        if not ids:
+            break
+        deleted += await Delivery.filter(id__in=list(ids)).delete()
+    await Event.filter(created_at__lt=cutoff, deliveries__id__isnull=True).delete()
+    return deleted

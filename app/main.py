@@ -1,0 +1,107 @@
+"""The Starlette application: /graphql, /healthz, /metrics, /dashboard, /oauth/{type}/callback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from tortoise.contrib.starlette import RegisterTortoise
+
+from app.auth import authenticate
+from app.config import Settings, get_settings
+from app.db import tortoise_config
+from app.delivery.runtime import open_runtime, set_runtime
+from app.realtime.broadcaster import Broadcaster, set_broadcaster
+from app.redis_embedded import EmbeddedRedis
+from app.schema import build_schema
+from app.schema.context import Context
+from app.secrets_box import ensure_secret_key
+from app.workers.settings import build_worker
+
+log = logging.getLogger("hookyard")
+
+
+class HookyardGraphQL(GraphQL):
+    async def get_context(self, request, response) -> Context:
+        principal = None
+        if request.scope["type"] == "http":
+            principal = await authenticate(request.headers.get("authorization"))
+        return Context(request, response, principal)
+
+    async def on_ws_connect(self, context: Context):
+        params = context.connection_params if isinstance(context.connection_params, dict) else {}
+        principal = await authenticate(params.get("authorization") or params.get("Authorization"))
+        if principal is None:
+            raise ConnectionRejectionError({"message": "a valid API token is required in "
+                                                       "connectionParams.authorization"})
+        context.principal = principal
+        return None
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    ensure_secret_key(settings)
+    graphql = HookyardGraphQL(build_schema(settings), graphql_ide="graphiql",
+                              allowed_origins=settings.origins)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        embedded = None
+        redis_url = settings.redis_url
+        if not redis_url:
+            embedded = EmbeddedRedis(settings.data_dir).start()
+            redis_url = embedded.url
+        app.state.redis_url = redis_url
+        async with RegisterTortoise(app, config=tortoise_config(settings)):
+            runtime = await open_runtime(settings, redis_url)
+            set_runtime(runtime)
+            broadcaster = Broadcaster(redis_url)
+            await broadcaster.start()
+            set_broadcaster(broadcaster)
+            worker_task = None
+            if settings.run_worker_in_api:
+                worker = build_worker(settings, redis_url, runtime, handle_signals=False)
+                worker_task = asyncio.create_task(worker.async_run(), name="hookyard-worker")
+                app.state.worker = worker
+            try:
+                yield
+            finally:
+                if worker_task:
+                    worker_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await worker_task
+                    with contextlib.suppress(Exception):
+                        await app.state.worker.close()
+                await broadcaster.stop()
+                set_broadcaster(None)
+                await runtime.close()
+                set_runtime(None)
+        if embedded:
+            embedded.stop()
+
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, debug=settings.debug)
+    app.state.settings = settings
+    return app

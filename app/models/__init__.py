@@ -1,0 +1,23 @@
+"""Tortoise models, one module per aggregate."""
+
+from app.models.delivery import Delivery, DeliveryAttempt, DeliveryStatus, Event
+from app.models.integration import Form, FormIntegration, Integration, IntegrationScope, IntegrationStatus
+from app.models.workspace import ApiToken, Membership, Plan, Role, User, Workspace
+
+__all__ = [
+    "ApiToken",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeliveryStatus",
+    "Event",
+    "Form",
+    "FormIntegration",
+    "Integration",
+    "IntegrationScope",
+    "IntegrationStatus",
+    "Membership",
+    "Plan",
+    "Role",
+    "User",
+    "Workspace",
+]

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from app import ids
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "PENDING"
+    SENDING = "SENDING"
+    SUCCEEDED = "SUCCEEDED"
+    RETRYING = "RETRYING"
+    FAILED = "FAILED"
+    HELD = "HELD"
+
+
+class Event(Model):
+    id = fields.CharField(max_length=32, primary_key=True, default=ids.event_id)
+    workspace = fields.ForeignKeyField("models.Workspace", related_name="events", on_delete=fields.CASCADE)
+    form = fields.ForeignKeyField("models.Form", related_name="events", null=True, on_delete=fields.SET_NULL)
+    type = fields.CharField(max_length=100)
+    payload = fields.JSONField(default=dict)
+    idempotency_key = fields.CharField(max_length=200, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "event"
+        unique_together = (("workspace", "idempotency_key"),)
+
+
+class Delivery(Model):
+    # The id doubles as the Standard Webhooks `webhook-id`: stable across retries.
+    id = fields.CharField(max_length=32, primary_key=True, default=ids.delivery_id)
+    workspace = fields.ForeignKeyField("models.Workspace", related_name="deliveries", on_delete=fields.CASCADE)
+    event = fields.ForeignKeyField("models.Event", related_name="deliveries", on_delete=fields.CASCADE)
+    integration = fields.ForeignKeyField(
+        "models.Integration", related_name="deliveries", on_delete=fields.CASCADE
+    )
+    form = fields.ForeignKeyField("models.Form", related_name="deliveries", null=True, on_delete=fields.SET_NULL)
+    attachment = fields.ForeignKeyField(
+        "models.FormIntegration", related_name="deliveries", null=True, on_delete=fields.SET_NULL
+    )
+    event_type = fields.CharField(max_length=100)
+    status = fields.CharEnumField(DeliveryStatus, max_length=16, default=DeliveryStatus.PENDING)
+    is_test = fields.BooleanField(default=False)
+    attempt_count = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField(null=True)
+    locked_until = fields.DatetimeField(null=True)
+    response_code = fields.IntField(null=True)
+    duration_ms = fields.IntField(null=True)
+    last_error = fields.TextField(null=True)
+    request = fields.JSONField(null=True)
+    response = fields.JSONField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+    delivered_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "delivery"
+        indexes = (("status", "next_attempt_at"), ("workspace_id", "created_at"), ("integration_id", "created_at"))
+
+
+class DeliveryAttempt(Model):
+    id = fields.CharField(max_length=32, primary_key=True, default=ids.attempt_id)
+    delivery = fields.ForeignKeyField("models.Delivery", related_name="attempts", on_delete=fields.CASCADE)
+    number = fields.IntField()
+    trigger = fields.CharField(max_length=16)
+    request_url = fields.TextField(null=True)
+    response_code = fields.IntField(null=True)
+    response_headers = fields.JSONField(null=True)
+    response_body = fields.TextField(null=True)
+    duration_ms = fields.IntField(null=True)
+    error = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "delivery_attempt"

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from app import ids
+
+
+class Plan(StrEnum):
+    FREE = "free"
+    STARTER = "starter"
+    PROFESSIONAL = "professional"
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class Workspace(Model):
+    id = fields.CharField(max_length=32, primary_key=True, default=ids.workspace_id)
+    slug = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=200)
+    plan = fields.CharEnumField(Plan, max_length=16, default=Plan.FREE)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "workspace"
+
+
+class User(Model):
+    id = fields.CharField(max_length=32, primary_key=True, default=ids.user_id)
+    email = fields.CharField(max_length=254, unique=True)
+    name = fields.CharField(max_length=200, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "user_account"
+
+
+class Membership(Model):
+    id = fields.CharField(max_length=32, primary_key=True, default=ids.membership_id)
+    workspace = fields.ForeignKeyField("models.Workspace", related_name="memberships", on_delete=fields.CASCADE)
+    user = fields.ForeignKeyField("models.User", related_name="memberships", on_delete=fields.CASCADE)
+    role = fields.CharEnumField(Role, max_length=16, default=Role.MEMBER)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "membership"
+        unique_together = (("workspace", "user"),)
+
+
+class ApiToken(Model):
+    id = fields.CharField(max_length=32, primary_key=True, default=ids.token_id)
+    user = fields.ForeignKeyField("models.User", related_name="tokens", on_delete=fields.CASCADE)
+    name = fields.CharField(max_length=200, default="")
+    token_hash = fields.CharField(max_length=64, unique=True)
+    hint = fields.CharField(max_length=16)
+    abilities = fields.JSONField(default=list)
+    expires_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+    last_used_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "api_token"

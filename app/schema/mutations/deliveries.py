@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from app.delivery import actions
+from app.delivery.runtime import get_runtime
+from app.schema import types as t
+from app.schema.context import Info
+from app.schema.errors import UserError, user_error, user_errors
+from app.schema.queries import load_delivery, load_integration
+
+
+@strawberry.input
+class DeliveryRetryInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class DeliveryRetryPayload:
+    queued: bool
+    delivery: t.Delivery | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class DeliveriesRecoverInput:
+    integration_id: strawberry.ID
+    since: datetime
+    until: datetime | None = None
+
+
+@strawberry.type
+class DeliveriesRecoverPayload:
+    queued: int
+    errors: list[UserError]
+
+
+@strawberry.type
+class DeliveryMutations:
+    @strawberry.mutation
+    async def delivery_retry(self, info: Info, input: DeliveryRetryInput) -> DeliveryRetryPayload:
+        delivery = await load_delivery(info, input.id, ability="deliveries:write")
+        queued, errors = await actions.retry_now(delivery, get_runtime())
+        return DeliveryRetryPayload(queued=queued, delivery=t.Delivery.of(delivery), errors=user_errors(errors))
+
+    @strawberry.mutation
+    async def deliveries_recover(self, info: Info, input: DeliveriesRecoverInput) -> DeliveriesRecoverPayload:
+        integration = await load_integration(info, input.integration_id, ability="deliveries:write")
+        if input.until is not None and input.until < input.since:
+            return DeliveriesRecoverPayload(queued=0, errors=user_error("until", "must not be before since",
+                                                                        "OUT_OF_RANGE"))
+        queued = await actions.recover(integration.id, input.since, input.until, get_runtime())
+        return DeliveriesRecoverPayload(queued=queued, errors=[])

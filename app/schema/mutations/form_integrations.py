@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app import models
+from app.schema import types as t
+from app.schema.context import Info
+from app.schema.errors import NotFound, UserError, user_errors
+from app.schema.permissions import check_workspace, principal, workspace_by_slug
+from app.services import integrations
+
+WRITE = {"ability": "integrations:write", "admin": True, "plan": True}
+
+
+@strawberry.input
+class FormIntegrationAttachInput:
+    workspace: str
+    form_slug: str
+    integration_id: strawberry.ID
+    events: list[str] | None = None
+    enabled: bool | None = None
+    notify_on_failure: bool | None = None
+    logic: JSON | None = None
+
+
+@strawberry.type
+class FormIntegrationPayload:
+    form_integration: t.FormIntegration | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class FormIntegrationUpdateInput:
+    id: strawberry.ID
+    events: list[str] | None = None
+    enabled: bool | None = None
+    notify_on_failure: bool | None = None
+    logic: JSON | None = strawberry.field(default=None, description="{} removes the conditions")
+
+
+@strawberry.input
+class FormIntegrationDetachInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class FormIntegrationDetachPayload:
+    detached_id: strawberry.ID | None = None
+    errors: list[UserError]
+
+
+async def load_attachment(info: Info, attachment_id: str, **checks) -> models.FormIntegration:
+    principal(info)
+    att = await models.FormIntegration.get_or_none(id=attachment_id).select_related("integration__workspace")
+    await check_workspace(info, att.integration.workspace if att else None, what="form integration", **checks)
+    return att
+
+
+@strawberry.type
+class FormIntegrationMutations:
+    @strawberry.mutation
+    async def form_integration_attach(
+        self, info: Info, input: FormIntegrationAttachInput
+    ) -> FormIntegrationPayload:
+        ws = await workspace_by_slug(info, input.workspace, **WRITE)
+        form = await models.Form.get_or_none(workspace=ws, slug=input.form_slug)
+        integration = await models.Integration.get_or_none(id=input.integration_id, workspace=ws)
+        if form is None:
+            raise NotFound(f"form {input.form_slug!r} not found")
+        if integration is None:
+            raise NotFound("integration not found")
+        att, errors = await integrations.attach(
+            form, integration, events=input.events, enabled=input.enabled,
+            notify_on_failure=input.notify_on_failure, logic=input.logic,
+        )
+        return FormIntegrationPayload(form_integration=t.FormIntegration.of(att) if att else None,
+                                      errors=user_errors(errors))
+
+    @strawberry.mutation
+    async def form_integration_update(
+        self, info: Info, input: FormIntegrationUpdateInput
+    ) -> FormIntegrationPayload:
+        att = await load_attachment(info, input.id, **WRITE)
+        errors = await integrations.update_attachment(
+            att, events=input.events, enabled=input.enabled, notify_on_failure=input.notify_on_failure,
+            logic=input.logic or None, clear_logic=input.logic == {},
+        )
+        return FormIntegrationPayload(form_integration=t.FormIntegration.of(att), errors=user_errors(errors))
+
+    @strawberry.mutation
+    async def form_integration_detach(
+        self, info: Info, input: FormIntegrationDetachInput
+    ) -> FormIntegrationDetachPayload:
+        att = await load_attachment(info, input.id, ability="integrations:write", admin=True)
+        return FormIntegrationDetachPayload(detached_id=await integrations.detach(att), errors=[])

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import strawberry
+from tortoise.functions import Max
+
+from app import models
+from app.config import get_settings
+from app.ids import prefix_of
+from app.integrations.registry import get_kind
+from app.schema import types as t
+from app.schema.context import Info
+from app.schema.errors import NotFound
+from app.schema.permissions import check_workspace, principal, workspace_by_slug
+
+SYSTEM_EVENTS = ("integration.delivery_failed", "integration.disabled")
+
+
+async def load_integration(info: Info, integration_id: str, **checks) -> models.Integration:
+    """The integration, if the viewer may see it; another workspace's answers NOT_FOUND."""
+    principal(info)
+    found = await models.Integration.get_or_none(id=integration_id).select_related("workspace")
+    await check_workspace(info, found.workspace if found else None, what="integration",
+                          **({"ability": "integrations:read", "admin": True} | checks))
+    return found
+
+
+async def load_delivery(info: Info, delivery_id: str, **checks) -> models.Delivery:
+    principal(info)
+    found = await models.Delivery.get_or_none(id=delivery_id).select_related("workspace")
+    await check_workspace(info, found.workspace if found else None, what="delivery",
+                          **({"ability": "deliveries:read", "admin": True} | checks))
+    return found
+
+
+async def _node(info: Info, node_id: str) -> t.Node:
+    prefix = prefix_of(node_id)
+    if prefix == "ws":
+        ws = await models.Workspace.get_or_none(id=node_id)
+        return t.Workspace.of(await check_workspace(info, ws))
+    if prefix == "int":
+        return t.Integration.of(await load_integration(info, node_id))
+    if prefix == "del":
+        return t.Delivery.of(await load_delivery(info, node_id))
+    if prefix == "frm":
+        form = await models.Form.get_or_none(id=node_id).select_related("workspace")
+        await check_workspace(info, form.workspace if form else None, what="form")
+        return t.Form.of(form)
+    if prefix == "fin":
+        att = await models.FormIntegration.get_or_none(id=node_id).select_related("integration__workspace")
+        await check_workspace(info, att.integration.workspace if att else None, what="form integration",
+                              ability="integrations:read", admin=True)
+        return t.FormIntegration.of(att)
+    if prefix == "evt":
+        event = await models.Event.get_or_none(id=node_id).select_related("workspace")
+        await check_workspace(info, event.workspace if event else None, what="event",
+                              ability="deliveries:read", admin=True)
+        return t.Event.of(event)
+    if prefix == "att":
+        att = await models.DeliveryAttempt.get_or_none(id=node_id).select_related("delivery__workspace")
+        await check_workspace(info, att.delivery.workspace if att else None, what="attempt",
+                              ability="deliveries:read", admin=True)
+        return t.DeliveryAttempt.of(att)
+    if prefix == "tok":
+        token = await models.ApiToken.get_or_none(id=node_id, user_id=principal(info).user.id)
+        if token:
+            return t.ApiToken.of(token)
+    if prefix == "usr":
+        me = principal(info).user
+        shared = await models.Membership.filter(
+            user_id=node_id, workspace__memberships__user_id=me.id
+        ).select_related("user").first()
+        if shared:
+            return t.User.of(shared.user)
+    raise NotFound("node not found")
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def viewer(self, info: Info) -> t.Viewer:
+        p = principal(info)
+        return t.Viewer(user=t.User.of(p.user), token=t.ApiToken.of(p.token), model=p.user)
+
+    @strawberry.field
+    async def workspace(self, info: Info, slug: str) -> t.Workspace | None:
+        return t.Workspace.of(await workspace_by_slug(info, slug))
+
+    @strawberry.field
+    async def integration(self, info: Info, id: strawberry.ID) -> t.Integration | None:
+        return t.Integration.of(await load_integration(info, id))
+
+    @strawberry.field
+    async def delivery(self, info: Info, id: strawberry.ID) -> t.Delivery | None:
+        return t.Delivery.of(await load_delivery(info, id))
+
+    @strawberry.field
+    async def node(self, info: Info, id: strawberry.ID) -> t.Node | None:
+        return await _node(info, id)
+
+    @strawberry.field
+    def integration_types(self) -> list[t.IntegrationTypeInfo]:
+        settings = get_settings()
+        out = []
+        for type_enum in t.IntegrationType:
+            kind = get_kind(type_enum.value)
+            if kind is None:
+                out.append(t.IntegrationTypeInfo(
+                    type=type_enum, label=type_enum.name.replace("_", " ").title(), auth_kind="unknown",
+                    available=False, unavailable_reason="not implemented on this server", config_fields=[]))
+                continue
+            reason = kind.unavailable_reason(settings)
+            out.append(t.IntegrationTypeInfo(
+                type=type_enum, label=kind.label, auth_kind=kind.auth, available=reason is None,
+                unavailable_reason=reason,
+                config_fields=[t.ConfigFieldInfo(name=f.name, label=f.label, kind=f.kind, required=f.required,
+                                                 secret=f.secret, description=f.description)
+                               for f in kind.config_fields],
+            ))
+        return out
+
+    @strawberry.field
+    async def event_types(self, info: Info, workspace: str) -> list[t.EventType]:
+        ws = await workspace_by_slug(info, workspace)
+        rows = await (
+            models.Event.filter(workspace_id=ws.id).annotate(last=Max("created_at")).group_by("type")
+            .values("type", "last")
+        )
+        seen = {row["type"]: row["last"] for row in rows}
+        out = [t.EventType(name=name, system=name in SYSTEM_EVENTS, last_seen_at=when)
+               for name, when in sorted(seen.items())]
+        out += [t.EventType(name=name, system=True, last_seen_at=None) for name in SYSTEM_EVENTS if name not in seen]
+        return out

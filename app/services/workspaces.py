@@ -1,0 +1,60 @@
+"""Workspaces and their members."""
+
+from __future__ import annotations
+
+import re
+
+from tortoise.transactions import in_transaction
+
+from app.integrations.base import FieldError
+from app.models import Membership, Plan, Role, User, Workspace
+from app.services.validation import validate_name, validate_slug
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+async def create_workspace(
+    owner: User, slug: str, name: str, plan: Plan = Plan.FREE
+) -> tuple[Workspace | None, list[FieldError]]:
+    errors = [e for e in (validate_slug(slug, "slug"), validate_name(name, "name")) if e]
+    if not errors and await Workspace.exists(slug=slug):
+        errors.append(FieldError("slug", f"the slug {slug!r} is taken", "TAKEN"))
+    if errors:
+        return None, errors
+    async with in_transaction():
+        workspace = await Workspace.create(slug=slug, name=name.strip(), plan=plan)
+        await Membership.create(workspace=workspace, user=owner, role=Role.OWNER)
+    return workspace, []
+
+
+async def add_member(
+    workspace: Workspace, email: str, role: Role, name: str = ""
+) -> tuple[Membership | None, list[FieldError]]:
+    email = (email or "").strip().lower()
+    if not EMAIL_RE.match(email) or len(email) > 254:
+        return None, [FieldError("email", "is not an email address", "INVALID")]
+    user, _ = await User.get_or_create(email=email, defaults={"name": name})
+    membership = await Membership.get_or_none(workspace=workspace, user=user)
+    if membership is not None:
+        if membership.role == Role.OWNER and role != Role.OWNER and await _owner_count(workspace) <= 1:
+            return None, [FieldError("role", "a workspace needs at least one owner", "LAST_OWNER")]
+        membership.role = role
+        await membership.save(update_fields=["role"])
+    else:
+        membership = await Membership.create(workspace=workspace, user=user, role=role)
+    await membership.fetch_related("user")
+    return membership, []
+
+
+async def remove_member(workspace: Workspace, user_id: str) -> tuple[str | None, list[FieldError]]:
+    membership = await Membership.get_or_none(workspace=workspace, user_id=user_id)
+    if membership is None:
+        return None, [FieldError("userId", "is not a member of this workspace", "NOT_FOUND")]
+    if membership.role == Role.OWNER and await _owner_count(workspace) <= 1:
+        return None, [FieldError("userId", "the last owner cannot be removed", "LAST_OWNER")]
+    await membership.delete()
+    return user_id, []
+
+
+async def _owner_count(workspace: Workspace) -> int:
+    return await Membership.filter(workspace=workspace, role=Role.OWNER).count()

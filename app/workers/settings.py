@@ -1,0 +1,53 @@
+"""Building the ARQ worker, in its own process (`hookyard worker`) or inside `hookyard serve`."""
+
+from __future__ import annotations
+
+from arq import cron
+from arq.worker import Worker, func
+
+from app.config import Settings
+from app.db import close_db, init_db
+from app.delivery.runtime import Runtime, open_runtime, redis_settings, set_runtime
+from app.workers.tasks import purge_old, send_delivery, sweep_due
+
+
+def _sweep_seconds(settings: Settings) -> set[int]:
+    step = max(1, min(60, int(settings.sweep_interval_seconds)))
+    return set(range(0, 60, step))
+
+
+def build_worker(settings: Settings, redis_url: str, runtime: Runtime | None = None, *,
+                 handle_signals: bool = True, burst: bool = False) -> Worker:
+    """With `runtime`, the worker shares the API process's session and database; without, it opens its own."""
+
+    async def startup(ctx: dict) -> None:
+        if runtime is not None:
+            ctx["runtime"] = runtime
+            return
+        await init_db(settings)
+        ctx["runtime"] = await open_runtime(settings, redis_url)
+        ctx["owns_runtime"] = True
+        set_runtime(ctx["runtime"])
+
+    async def shutdown(ctx: dict) -> None:
+        if ctx.get("owns_runtime"):
+            await ctx["runtime"].close()
+            await close_db()
+
+    job_timeout = int(settings.request_timeout * 6 + 30)
+    return Worker(
+        functions=[func(send_delivery, name="send_delivery", timeout=job_timeout, max_tries=5)],
+        cron_jobs=[
+            cron(sweep_due, name="sweep_due", second=_sweep_seconds(settings), run_at_startup=True, unique=True),
+            cron(purge_old, name="purge_old", minute=7, second=0, unique=True),
+        ],
+        redis_settings=redis_settings(redis_url),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        handle_signals=handle_signals,
+        burst=burst,
+        max_jobs=settings.worker_concurrency,
+        keep_result=0,
+        poll_delay=0.05,
+        job_completion_wait=0,
+    )

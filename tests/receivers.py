@@ -1,0 +1,86 @@
+"""A real HTTP receiver on 127.0.0.1 whose answers each test scripts per path."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+
+@dataclass
+class Received:
+    path: str
+    method: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Script:
+    """Answers in order; the last one repeats. An answer is (status, headers, body) or 'hang' / 'close'."""
+
+    answers: list = field(default_factory=lambda: [(200, {}, b"ok")])
+    served: int = 0
+
+    def next(self):
+        answer = self.answers[min(self.served, len(self.answers) - 1)]
+        self.served += 1
+        return answer
+
+
+class Receiver:
+    def __init__(self):
+        self.scripts: dict[str, Script] = {}
+        self.received: list[Received] = []
+        self.arrived = asyncio.Condition()
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    def script(self, path: str, *answers) -> str:
+        self.scripts[path] = Script(list(answers))
+        return self.url(path)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def at(self, path: str) -> list[Received]:
+        return [r for r in self.received if r.path == path]
+
+    async def wait_for(self, path: str, count: int, timeout: float = 15.0) -> list[Received]:
+        async def enough():
+            async with self.arrived:
+                await self.arrived.wait_for(lambda: len(self.at(path)) >= count)
+
+        await asyncio.wait_for(enough(), timeout)
+        return self.at(path)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        async with self.arrived:
+            self.received.append(Received(request.path, request.method, dict(request.headers), body))
+            self.arrived.notify_all()
+        answer = self.scripts.get(request.path, Script()).next()
+        if answer == "hang":
+            await asyncio.sleep(3600)
+        if answer == "close":
+            request.transport.close()
+            raise asyncio.CancelledError
+        status, headers, payload = answer
+        return web.Response(status=status, headers=headers, body=payload)
+
+    async def start(self) -> Receiver:
+        app = web.Application(client_max_size=10 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.runner = web.AppRunner(app, handle_signals=False)
+        await self.runner.setup()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
