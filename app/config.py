@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     retention_days: float = 30
     sweep_interval_seconds: float = 30
     stuck_after_seconds: float = 60
+    # How long a worker owns a delivery it is sending; after that (the worker died) it is sent again.
+    send_lease_seconds: float = 90
     debug: bool = False
     max_query_depth: int = 12
     max_query_tokens: int = 2000

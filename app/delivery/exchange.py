@@ -35,7 +35,8 @@ def request_record(request: OutgoingRequest) -> dict:
         "method": request.method,
         "url": request.url,
         "headers": masked_headers(request),
-        "body": request.body.decode("utf-8", "replace"),
+        # Token-endpoint calls carry the client secret and tokens: they provide a masked copy.
+        "body": getattr(request, "log_body", request.body).decode("utf-8", "replace"),
     }
 
 
@@ -104,11 +105,12 @@ class HttpExchange:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
             ) as response:
                 rec.status = response.status
-                rec.headers = {k: v for k, v in response.headers.items()}
-                rec.body, rec.truncated = await _read_capped(response)
+                rec.headers = {str(k): v for k, v in response.headers.items()}
+                body, rec.truncated = await _read_capped(response)
+                rec.body = MASK.encode() if getattr(request, "mask_response_body", False) else body
         except BaseException as exc:
             rec.error = describe_error(exc, self.timeout)
             raise
         finally:
             rec.duration_ms = int((time.perf_counter() - started) * 1000)
-        return rec.status, rec.headers, rec.body
+        return rec.status, rec.headers, body

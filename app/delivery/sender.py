@@ -17,7 +17,6 @@ from app.integrations.registry import get_kind
 from app.models import Delivery, DeliveryAttempt, DeliveryStatus, Integration, IntegrationStatus
 from app.secrets_box import decrypt_json, encrypt_json
 
-LEASE_MARGIN = 30.0
 HOLD_STATUSES = (IntegrationStatus.DISABLED, IntegrationStatus.NEEDS_REAUTH)
 
 
@@ -45,7 +44,7 @@ async def claim(delivery_id: str, runtime: Runtime, *, force: bool = False) -> b
     if force:
         due = Q(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.FAILED])
     stale = Q(status=DeliveryStatus.SENDING) & Q(locked_until__lt=now)
-    lease = now + timedelta(seconds=runtime.settings.request_timeout * 3 + LEASE_MARGIN)
+    lease = now + timedelta(seconds=max(runtime.settings.send_lease_seconds, runtime.settings.request_timeout))
     changed = await Delivery.filter(Q(id=delivery_id) & (due | stale)).update(
         status=DeliveryStatus.SENDING, locked_until=lease, updated_at=now
     )

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from app.integrations.base import IntegrationKind
+from app.integrations.discord import DiscordKind
+from app.integrations.google_sheets import GoogleSheetsKind
+from app.integrations.hubspot import HubSpotKind
+from app.integrations.pipedrive import PipedriveKind
+from app.integrations.slack import SlackKind
 from app.integrations.webhook import WebhookKind
 
 _KINDS: dict[str, IntegrationKind] = {}
@@ -21,3 +26,8 @@ def all_kinds() -> list[IntegrationKind]:
 
 
 register(WebhookKind())
+register(SlackKind())
+register(DiscordKind())
+register(HubSpotKind())
+register(PipedriveKind())
+register(GoogleSheetsKind())

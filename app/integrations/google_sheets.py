@@ -1,0 +1,120 @@
+"""Google Sheets: append one row per event.
+
+``POST /v4/spreadsheets/{id}/values/{range}:append?valueInputOption=USER_ENTERED&insertDataOption=INSERT_ROWS``
+with ``{"values": [[...]]}``. USER_ENTERED lets dates and numbers parse as the sheet
+expects, so text that would start a formula is prefixed with an apostrophe.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from app.config import Settings
+from app.integrations.base import ConfigField, DeliveryContext, FieldError, Outcome
+from app.integrations.oauth import OAuthKind, TokenCaller, as_text, resolve_path, unknown_fields, validate_path
+
+DEFAULT_RANGE = "Sheet1!A:Z"
+DEFAULT_COLUMNS = ["$timestamp", "$event", "fields.name", "fields.email"]
+MAX_COLUMNS = 100
+MAX_CELL = 50_000  # Google Sheets' per-cell character limit
+SPREADSHEET_ID_RE = re.compile(r"^[A-Za-z0-9_-]{10,128}$")
+SPREADSHEET_URL_RE = re.compile(r"/spreadsheets/d/([A-Za-z0-9_-]{10,128})")
+_SHEET = r"(?:'(?:[^']|'')+'|[A-Za-z0-9_]+)"
+_CELL = r"(?:[A-Za-z]{1,3}[0-9]{0,7}|[0-9]{1,7})"
+A1_RE = re.compile(rf"^(?:{_SHEET}!)?{_CELL}(?::{_CELL})?$|^{_SHEET}$")
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+class GoogleSheetsKind(OAuthKind):
+    type = "GOOGLE_SHEETS"
+    label = "Google Sheets"
+    env_name = "GOOGLE"
+    config_fields = (
+        ConfigField(
+            "spreadsheet_id",
+            "Spreadsheet",
+            "string",
+            required=True,
+            description="spreadsheet id or its docs.google.com URL",
+        ),
+        ConfigField("range", "Range", "string", description=f"A1 notation, default {DEFAULT_RANGE}"),
+        ConfigField(
+            "columns",
+            "Columns",
+            "mapping",
+            description="payload paths, one per column; $event and $timestamp are special",
+        ),
+    )
+
+    def validate_config(self, config: dict[str, Any], settings: Settings) -> tuple[dict[str, Any], list[FieldError]]:
+        spreadsheet_id, errors = _spreadsheet_id(config.pop("spreadsheet_id", None))
+        range_, range_error = _range(config.pop("range", DEFAULT_RANGE))
+        columns, column_errors = _columns(config.pop("columns", DEFAULT_COLUMNS))
+        errors += ([range_error] if range_error else []) + column_errors + unknown_fields(config)
+        return {"spreadsheet_id": spreadsheet_id, "range": range_, "columns": columns}, errors
+
+    async def send_event(self, ctx: DeliveryContext, caller: TokenCaller, settings: Settings) -> Outcome:
+        await caller.call_ok("POST", append_url(settings, ctx.config), {"values": [row(ctx)]})
+        return Outcome(success=True)
+
+
+def append_url(settings: Settings, config: dict[str, Any]) -> str:
+    api = settings.google_sheets_api_url.rstrip("/")
+    target = quote(config["range"], safe="!:")
+    return (
+        f"{api}/v4/spreadsheets/{config['spreadsheet_id']}/values/{target}:append"
+        "?valueInputOption=USER_ENTERED&insertDataOption=INSERT_ROWS"
+    )
+
+
+def row(ctx: DeliveryContext) -> list[Any]:
+    return [cell(resolve_path(ctx, path)) for path in ctx.config["columns"]]
+
+
+def cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool | int | float):
+        return value
+    text = (as_text(value) or "")[:MAX_CELL]
+    if text.startswith(FORMULA_STARTS) and not _is_number(text):
+        return "'" + text[: MAX_CELL - 1]
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _spreadsheet_id(value: Any) -> tuple[str | None, list[FieldError]]:
+    path = "config.spreadsheet_id"
+    if not value:
+        return None, [FieldError(path, "is required", "REQUIRED")]
+    if isinstance(value, str) and (match := SPREADSHEET_URL_RE.search(value)):
+        return match.group(1), []
+    if not isinstance(value, str) or not SPREADSHEET_ID_RE.match(value.strip()):
+        return None, [FieldError(path, "is not a Google spreadsheet id or URL", "INVALID")]
+    return value.strip(), []
+
+
+def _range(value: Any) -> tuple[str | None, FieldError | None]:
+    path = "config.range"
+    if not isinstance(value, str) or len(value) > 200 or not A1_RE.match(value.strip()):
+        return None, FieldError(path, "must be a range in A1 notation such as Sheet1!A:Z", "INVALID")
+    return value.strip(), None
+
+
+def _columns(value: Any) -> tuple[list[str], list[FieldError]]:
+    path = "config.columns"
+    if not isinstance(value, list) or not value:
+        return [], [FieldError(path, "must be a non-empty list of payload paths", "INVALID")]
+    if len(value) > MAX_COLUMNS:
+        return [], [FieldError(path, f"may have at most {MAX_COLUMNS} columns", "TOO_LONG")]
+    errors = [err for i, item in enumerate(value) if (err := validate_path(item, f"{path}.{i}"))]
+    return ([] if errors else list(value)), errors

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from app.config import Settings
+from tests.fakes.providers import FakeProviders
+from tests.unit.integrations.helpers import SessionExchange
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeProviders]:
+    server = FakeProviders()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def provider_settings(fake: FakeProviders) -> Settings:
+    return Settings(**fake.settings())
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
+        yield s
+
+
+@pytest.fixture
+def exchange(session: aiohttp.ClientSession) -> SessionExchange:
+    return SessionExchange(session)

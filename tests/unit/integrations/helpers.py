@@ -1,0 +1,55 @@
+"""A real Exchange over aiohttp and a DeliveryContext builder for integration tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from app.config import Settings
+from app.integrations.base import DeliveryContext, OutgoingRequest
+
+
+class SessionExchange:
+    """A real Exchange: sends over one aiohttp session and keeps every request it made."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self.sent: list[OutgoingRequest] = []
+
+    async def send(self, request: OutgoingRequest) -> tuple[int, dict[str, str], bytes]:
+        self.sent.append(request)
+        async with self.session.request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            data=request.body,
+            allow_redirects=False,
+        ) as response:
+            return response.status, dict(response.headers), await response.read()
+
+
+def make_ctx(
+    config: dict[str, Any],
+    payload: Any,
+    *,
+    secrets: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+    is_test: bool = False,
+    event_type: str = "session.completed",
+    form_slug: str | None = None,
+) -> DeliveryContext:
+    return DeliveryContext(
+        delivery_id="del_1",
+        event_type=event_type,
+        payload=payload,
+        timestamp=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        is_test=is_test,
+        config=config,
+        secrets=dict(secrets or {}),
+        workspace_slug="acme",
+        integration_name="test",
+        form_slug=form_slug,
+        settings=settings,
+    )
