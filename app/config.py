@@ -9,7 +9,9 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SCHEDULE = "5,300,1800,7200,18000,36000,36000"
+from app.delivery.backoff import parse_schedule
+
+DEFAULT_SCHEDULE = "5,300,1800,7200,18000,36000,36000"  # seconds between attempts: 8 tries, ~27 h
 
 
 class Settings(BaseSettings):
@@ -95,22 +97,6 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
-
-
-def parse_schedule(text: str | None) -> tuple[float, ...]:
-    """Seconds to wait before attempt 2, 3, ...; the attempt count is len + 1."""
-    if not text or not text.strip():
-        text = DEFAULT_SCHEDULE
-    out = []
-    for part in text.split(","):
-        try:
-            value = float(part)
-        except ValueError as exc:
-            raise ValueError(f"retry schedule: {part.strip()!r} is not a number of seconds") from exc
-        if value < 0:
-            raise ValueError(f"retry schedule: {value} is negative")
-        out.append(value)
-    return tuple(out)
 
 
 _override: Settings | None = None

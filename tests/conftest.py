@@ -70,13 +70,26 @@ def make_settings(database_url: str, redis_url: str, data_dir: Path, **overrides
         host="127.0.0.1",
         port=_free_port(),
     )
+    values["public_url"] = f"http://127.0.0.1:{values['port']}"
     values.update(overrides)
     return Settings(**values)
 
 
 @pytest.fixture(scope="session")
-async def settings(database_url, redis_url, tmp_path_factory):
-    s = make_settings(database_url, redis_url, tmp_path_factory.mktemp("data"))
+async def providers():
+    """Fake HubSpot, Pipedrive and Google on loopback; the test server's OAuth config points here."""
+    from tests.fakes.providers import FakeProviders
+
+    fake = FakeProviders()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture(scope="session")
+async def settings(database_url, redis_url, tmp_path_factory, providers):
+    oauth = {k: v for k, v in providers.settings().items() if k != "allowed_networks"}
+    s = make_settings(database_url, redis_url, tmp_path_factory.mktemp("data"), **oauth)
     set_settings(s)
     from app.db import migrate
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -15,6 +16,7 @@ class Received:
     method: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # time.monotonic() on arrival
 
 
 @dataclass
@@ -59,7 +61,7 @@ class Receiver:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         async with self.arrived:
-            self.received.append(Received(request.path, request.method, dict(request.headers), body))
+            self.received.append(Received(request.path, request.method, dict(request.headers), body, time.monotonic()))
             self.arrived.notify_all()
         answer = self.scripts.get(request.path, Script()).next()
         if answer == "hang":
@@ -73,7 +75,7 @@ class Receiver:
     async def start(self) -> Receiver:
         app = web.Application(client_max_size=10 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self.runner = web.AppRunner(app, handle_signals=False)
+        self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
         await self.runner.setup()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

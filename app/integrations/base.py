@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 
 from app.config import Settings
+from app.delivery.backoff import RETRY_AFTER_STATUSES, parse_retry_after
 
 HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
 
@@ -107,7 +108,7 @@ class IntegrationKind:
         raise NotImplementedError
 
     def read_response(self, status: int, headers: dict[str, str], body: bytes) -> Outcome:
-        return default_outcome(status)
+        return default_outcome(status, headers)
 
     async def deliver(self, ctx: DeliveryContext, exchange: Exchange) -> Outcome:
         """One request by default; multi-call types (OAuth CRMs) override this.
@@ -121,14 +122,18 @@ class IntegrationKind:
         return sample_payload(event_type)
 
 
-def default_outcome(status: int) -> Outcome:
+def default_outcome(status: int, headers: dict[str, str] | None = None) -> Outcome:
     if 200 <= status < 300:
         return Outcome(success=True)
+    retry_after = None
+    if status in RETRY_AFTER_STATUSES and headers:
+        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+        retry_after = parse_retry_after(value, datetime.now(UTC))
     if status == 410:
         return Outcome(success=False, error="HTTP 410 Gone: the receiver asked to stop", gone=True, retryable=False)
     if 300 <= status < 400:
         return Outcome(success=False, error=f"HTTP {status}: redirects are not followed")
-    return Outcome(success=False, error=f"HTTP {status}")
+    return Outcome(success=False, error=f"HTTP {status}", retry_after=retry_after)
 
 
 def sample_payload(event_type: str) -> dict[str, Any]:

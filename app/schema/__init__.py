@@ -16,7 +16,7 @@ from app.schema.mutations.deliveries import DeliveryMutations
 from app.schema.mutations.events import EventMutations
 from app.schema.mutations.form_integrations import FormIntegrationMutations
 from app.schema.mutations.forms import FormMutations
-from app.schema.mutations.integrations import IntegrationMutations, IntegrationProbeMutations
+from app.schema.mutations.integrations import IntegrationMutations, IntegrationOAuthMutations, IntegrationProbeMutations
 from app.schema.mutations.tokens import TokenMutations
 from app.schema.mutations.workspace import WorkspaceMutations
 from app.schema.queries import Query
@@ -30,6 +30,7 @@ class Mutation(
     FormMutations,
     IntegrationMutations,
     IntegrationProbeMutations,
+    IntegrationOAuthMutations,
     FormIntegrationMutations,
     EventMutations,
     DeliveryMutations,

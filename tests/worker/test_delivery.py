@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 
 import orjson
 from standardwebhooks.webhooks import Webhook
@@ -65,8 +65,7 @@ async def test_retry_after_is_honoured(account, receiver):
     await connect_webhook(account, url)
     await publish(account)
     first, second = await receiver.wait_for("/slow-down", 2, timeout=20)
-    gap = int(second.headers["webhook-timestamp"]) - int(first.headers["webhook-timestamp"])
-    assert gap >= 1, "the retry came before Retry-After allowed"
+    assert second.at - first.at >= 1.9, "the retry came before Retry-After allowed (the schedule says 0.3 s)"
 
 
 async def test_timeouts_closed_connections_and_refused_ports_are_recorded(account, receiver):
@@ -82,7 +81,7 @@ async def test_timeouts_closed_connections_and_refused_ports_are_recorded(accoun
             attempt = await DeliveryAttempt.filter(delivery_id=delivery_id).first()
             if attempt:
                 break
-            time.sleep(0) or await __import__("asyncio").sleep(0.05)
+            await asyncio.sleep(0.05)
         assert attempt is not None and expected in attempt.error, attempt.error if attempt else None
 
 
@@ -131,7 +130,7 @@ async def test_notify_on_failure_publishes_delivery_failed(account, receiver):
     await account.gql('mutation($ws: String!, $id: ID!) { formIntegrationAttach(input: {workspace: $ws, '
                       'formSlug: "nps", integrationId: $id, notifyOnFailure: true}) { errors { code } } }',
                       {"ws": account.slug, "id": iid})
-    await publish(account, form_slug="nps") if False else await publish(account, formSlug="nps")
+    await publish(account, formSlug="nps")
     [note] = await receiver.wait_for("/watch", 1, timeout=20)
     body = orjson.loads(note.body)
     assert body["type"] == "integration.delivery_failed"

@@ -8,10 +8,10 @@ from app.delivery.probe import send_test
 from app.delivery.runtime import get_runtime
 from app.schema import types as t
 from app.schema.context import Info
-from app.schema.errors import UserError, user_errors
+from app.schema.errors import NotFound, UserError, user_errors
 from app.schema.permissions import workspace_by_slug
 from app.schema.queries import load_integration
-from app.services import integrations
+from app.services import integrations, oauth_connect
 
 WRITE = {"ability": "integrations:write", "admin": True, "plan": True}
 
@@ -153,3 +153,39 @@ class IntegrationProbeMutations:
             delivery=t.Delivery.of(result.delivery),
             errors=[],
         )
+
+
+@strawberry.input
+class IntegrationOAuthConnectUrlInput:
+    workspace: str
+    type: t.IntegrationType
+    redirect_to: str
+    name: str | None = None
+    config: JSON | None = None
+    integration_id: strawberry.ID | None = strawberry.field(default=None, description="reconnect this integration")
+
+
+@strawberry.type
+class IntegrationOAuthConnectUrlPayload:
+    url: str | None = None
+    errors: list[UserError]
+
+
+@strawberry.type
+class IntegrationOAuthMutations:
+    @strawberry.mutation
+    async def integration_o_auth_connect_url(
+        self, info: Info, input: IntegrationOAuthConnectUrlInput
+    ) -> IntegrationOAuthConnectUrlPayload:
+        ws = await workspace_by_slug(info, input.workspace, **WRITE)
+        integration = None
+        if input.integration_id:
+            integration = await load_integration(info, input.integration_id, **WRITE)
+            if integration.workspace_id != ws.id:
+                raise NotFound("integration not found")
+        runtime = get_runtime()
+        url, errors = await oauth_connect.start(
+            runtime.redis, runtime.settings, ws, input.type.value, input.redirect_to, name=input.name,
+            config=input.config, integration=integration,
+        )
+        return IntegrationOAuthConnectUrlPayload(url=url, errors=user_errors(errors))

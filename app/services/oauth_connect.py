@@ -1,0 +1,139 @@
+"""The OAuth 2 authorization-code flow that connects HubSpot, Pipedrive and Google Sheets.
+
+`start` validates what the user asked for, keeps it (with the PKCE verifier) in Redis under
+the state's nonce and returns the provider URL. `finish` checks the signed state, takes the
+pending request out of Redis exactly once, exchanges the code and stores the tokens encrypted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import orjson
+from redis.asyncio import Redis
+
+from app.config import Settings
+from app.integrations import oauth
+from app.integrations.base import FieldError
+from app.integrations.registry import get_kind
+from app.models import Integration, IntegrationScope, IntegrationStatus, Workspace
+from app.secrets_box import decrypt_json, encrypt_json, ensure_secret_key
+
+PENDING_KEY = "hookyard:oauth:{}"
+
+
+def state_key(settings: Settings) -> bytes:
+    return hashlib.sha256(b"oauth-state:" + ensure_secret_key(settings).encode()).digest()
+
+
+def callback_url(settings: Settings, type_name: str) -> str:
+    return f"{settings.base_url}/oauth/{type_name.lower()}/callback"
+
+
+def _valid_redirect(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+async def start(
+    redis: Redis, settings: Settings, workspace: Workspace, type_name: str, redirect_to: str, *,
+    name: str | None, config: Any, integration: Integration | None,
+) -> tuple[str | None, list[FieldError]]:
+    kind = get_kind(type_name)
+    if kind is None or kind.auth != "oauth2":
+        return None, [FieldError("type", f"{type_name} does not connect through OAuth", "NOT_SUPPORTED")]
+    provider = oauth.provider_for(kind.type, settings)
+    if provider is None:
+        return None, [FieldError("type", kind.unavailable_reason(settings) or "not configured", "TYPE_UNAVAILABLE")]
+    errors: list[FieldError] = []
+    if not _valid_redirect(redirect_to):
+        errors.append(FieldError("redirectTo", "must be an absolute http(s) URL", "INVALID_URL"))
+    base_config = dict(integration.config) if integration else {}
+    if isinstance(config, dict):
+        base_config.update(config)
+    elif config is not None:
+        errors.append(FieldError("config", "must be a JSON object", "INVALID"))
+    validated = kind.validate(base_config, {}, existing_secrets=None, settings=settings)
+    errors += validated.errors
+    if errors:
+        return None, errors
+    verifier, challenge = oauth.make_pkce() if provider.pkce else (None, None)
+    state = oauth.make_state({"t": kind.type}, state_key(settings), settings.oauth_state_ttl_seconds)
+    pending = {
+        "workspace_id": workspace.id, "type": kind.type, "integration_id": integration.id if integration else None,
+        "name": name or (integration.name if integration else kind.label), "config": validated.config,
+        "redirect_to": redirect_to, "verifier": verifier,
+    }
+    await redis.set(PENDING_KEY.format(oauth.state_nonce(state)), orjson.dumps(pending),
+                    ex=settings.oauth_state_ttl_seconds)
+    return oauth.authorization_url(provider, callback_url(settings, kind.type), state, challenge), []
+
+
+@dataclass
+class Finished:
+    redirect: str | None  # where to send the browser; None when the state itself is bad
+    error: str | None = None
+    integration: Integration | None = None
+
+
+def _back(redirect_to: str, **params: str) -> str:
+    sep = "&" if urlsplit(redirect_to).query else "?"
+    return f"{redirect_to}{sep}{urlencode(params)}"
+
+
+async def finish(redis: Redis, session, settings: Settings, type_slug: str, params: dict[str, str]) -> Finished:
+    try:
+        claims = oauth.read_state(params.get("state", ""), state_key(settings), time.time())
+    except oauth.OAuthStateError as exc:
+        return Finished(redirect=None, error=f"invalid OAuth state: {exc}")
+    raw = await redis.getdel(PENDING_KEY.format(oauth.state_nonce(params["state"])))
+    if raw is None:
+        return Finished(redirect=None, error="this OAuth state was already used or has expired")
+    pending = orjson.loads(raw)
+    if claims.get("t") != pending["type"] or pending["type"].lower() != type_slug.lower():
+        return Finished(redirect=None, error="the OAuth state belongs to another integration type")
+    back = pending["redirect_to"]
+    if params.get("error"):
+        return Finished(redirect=_back(back, status="error", error=params["error"]), error=params["error"])
+    provider = oauth.provider_for(pending["type"], settings)
+    if provider is None or not params.get("code"):
+        return Finished(redirect=_back(back, status="error", error="missing_code"), error="missing code")
+    try:
+        tokens = await oauth.exchange_code(session, provider, params["code"], callback_url(settings, pending["type"]),
+                                           pending["verifier"])
+    except oauth.OAuthError as exc:
+        return Finished(redirect=_back(back, status="error", error=exc.code or "token_exchange_failed"),
+                        error=str(exc))
+    integration = await _store(pending, tokens)
+    from app.delivery.health import release_held
+    from app.delivery.runtime import get_runtime
+
+    await release_held(integration, get_runtime())
+    return Finished(redirect=_back(back, status="connected", integrationId=integration.id), integration=integration)
+
+
+async def _store(pending: dict, tokens: oauth.TokenSet) -> Integration:
+    integration = None
+    if pending["integration_id"]:
+        integration = await Integration.get_or_none(id=pending["integration_id"],
+                                                    workspace_id=pending["workspace_id"])
+    if integration is None:
+        return await Integration.create(
+            workspace_id=pending["workspace_id"], type=pending["type"], name=pending["name"],
+            config=pending["config"], secrets_encrypted=encrypt_json(tokens.to_secrets()), events=["*"],
+            scope=IntegrationScope.WORKSPACE,
+        )
+    secrets = decrypt_json(integration.secrets_encrypted)
+    secrets.update(tokens.to_secrets())
+    integration.secrets_encrypted = encrypt_json(secrets)
+    integration.config = pending["config"]
+    integration.status = IntegrationStatus.ACTIVE
+    integration.failing_since = None
+    await integration.save()
+    return integration

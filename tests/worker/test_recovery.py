@@ -1,0 +1,75 @@
+"""Nothing is lost: a Redis flush or a worker killed mid-send still ends with every delivery delivered."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+from redis.asyncio import Redis
+
+from app.delivery.fanout import publish_event
+from app.delivery.runtime import open_runtime
+from app.models import Delivery, DeliveryAttempt, Workspace
+from tests.worker.helpers import connect_webhook, publish, settled
+
+
+def _other_db(url: str, db: int) -> str:
+    return url.rsplit("/", 1)[0] + f"/{db}"
+
+
+async def test_redis_flush_loses_nothing(account, receiver, settings):
+    url = receiver.script("/flush", (429, {"Retry-After": "3"}, b""), (200, {}, b"ok"))
+    await connect_webhook(account, url)
+    delivery_id = (await publish(account))["deliveries"][0]["id"]
+    await receiver.wait_for("/flush", 1)
+    for _ in range(100):
+        if (await Delivery.get(id=delivery_id)).status == "RETRYING":
+            break
+        await asyncio.sleep(0.05)
+    redis = Redis.from_url(settings.redis_url)
+    await redis.flushdb()  # the deferred retry job is gone; only the database remembers
+    await redis.aclose()
+    delivery = await settled(delivery_id, ("SUCCEEDED",), timeout=30)
+    first, second = receiver.at("/flush")
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == delivery_id
+    assert delivery.attempt_count == 2
+
+
+async def test_worker_killed_mid_send_is_redelivered(account, receiver, settings, tmp_path):
+    url = receiver.script("/kill", "hang", (200, {}, b"ok"))
+    await connect_webhook(account, url)
+    queue_url = _other_db(settings.redis_url, 5)
+    env = {
+        **os.environ,
+        "HOOKYARD_DATABASE_URL": settings.database_url,
+        "HOOKYARD_REDIS_URL": queue_url,
+        "HOOKYARD_SECRET_KEY": settings.secret_key,
+        "HOOKYARD_ALLOWED_NETWORKS": settings.allowed_networks,
+        "HOOKYARD_DATA_DIR": str(tmp_path),
+        "HOOKYARD_REQUEST_TIMEOUT": "2",
+        "HOOKYARD_SEND_LEASE_SECONDS": "3",
+    }
+    worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runtime = await open_runtime(settings, queue_url)
+    try:
+        workspace = await Workspace.get(slug=account.slug)
+        published = await publish_event(workspace, "session.completed", {"n": 1}, runtime=runtime)
+        delivery_id = published.deliveries[0].id
+        await receiver.wait_for("/kill", 1, timeout=30)  # the separate worker process is mid-send
+        assert (await Delivery.get(id=delivery_id)).status == "SENDING"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        # Once the dead worker's lease runs out, a sweeper re-queues the delivery for a live worker.
+        delivery = await settled(delivery_id, ("SUCCEEDED",), timeout=40)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        await runtime.close()
+    first, second = receiver.at("/kill")
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == delivery_id
+    assert delivery.attempt_count == 1, "the killed attempt never finished, so only one was recorded"
+    assert await DeliveryAttempt.filter(delivery_id=delivery_id, response_code=200).count() == 1
