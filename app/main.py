@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from tortoise.contrib.starlette import RegisterTortoise
@@ -28,6 +30,7 @@ from app.secrets_box import ensure_secret_key
 from app.workers.settings import build_worker
 
 log = logging.getLogger("hookyard")
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 class HookyardGraphQL(GraphQL):
@@ -49,6 +52,22 @@ class HookyardGraphQL(GraphQL):
 
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+async def dashboard(request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "dashboard.html")
+
+
+async def oauth_callback(request: Request) -> Response:
+    from app.delivery.runtime import get_runtime
+    from app.services.oauth_connect import finish
+
+    runtime = get_runtime()
+    done = await finish(runtime.redis, runtime.session, runtime.settings, request.path_params["type"],
+                        dict(request.query_params))
+    if done.redirect:
+        return RedirectResponse(done.redirect, status_code=302)
+    return PlainTextResponse(f"Could not connect: {done.error}", status_code=400)
 
 
 async def metrics(request: Request) -> Response:
@@ -101,6 +120,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
+        Route("/oauth/{type}/callback", oauth_callback),
+        Route("/dashboard", dashboard),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, debug=settings.debug)
     app.state.settings = settings

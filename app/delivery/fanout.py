@@ -144,8 +144,9 @@ async def after_commit(deliveries: list[Delivery], runtime: Runtime | None, form
         return
     pending = [d for d in deliveries if d.status == DeliveryStatus.PENDING]
     try:
-        await enqueue_sends(runtime.redis, [QueuedSend(d.id, d.attempt_count + 1) for d in pending])
+        # PENDING goes out before the jobs, so no subscriber sees SENDING first.
         await updates.publish(runtime.redis, [updates.encode_update(d, None, form_slug) for d in deliveries])
+        await enqueue_sends(runtime.redis, [QueuedSend(d.id, d.attempt_count + 1) for d in pending])
     except (OSError, RedisError):
         pass  # the database holds them; the sweeper re-queues when Redis is back
 

@@ -1,0 +1,118 @@
+"""The /dashboard page in a real browser (Debian's chromium driven by Playwright) against the real server:
+a delivery fails, the owner retries it from the page, and the row turns SUCCEEDED live."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+CONNECT = """mutation($input: IntegrationConnectInput!) { integrationConnect(input: $input) {
+  integration { id } errors { field message code } } }"""
+PUBLISH = """mutation($input: EventPublishInput!) { eventPublish(input: $input) {
+  deliveries { id } errors { field message code } } }"""
+
+
+def _require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    message = f"{CHROMIUM} is missing: run `apt-get install chromium` to run the dashboard test"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+async def browser():
+    _require_chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def test_dashboard_retries_a_failed_delivery_live(server, account, receiver, browser):
+    from playwright.async_api import expect
+
+    path = "/dash-hook"
+    url = receiver.script(path, (500, {}, b"down"))
+    made = await account.gql(CONNECT, {"input": {"workspace": account.slug, "type": "WEBHOOK",
+                                                 "name": "Dashboard hook", "config": {"url": url}}})
+    assert made["integrationConnect"]["errors"] == []
+    published = await account.gql(PUBLISH, {"input": {"workspace": account.slug, "type": "post.created",
+                                                      "payload": {"title": "hello"}}})
+    assert published["eventPublish"]["errors"] == []
+    [delivery] = published["eventPublish"]["deliveries"]
+
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    page_errors: list[str] = []
+    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    try:
+        await page.goto(f"{server.url}/dashboard")
+        await page.get_by_test_id("token-input").fill(account.token)
+        await page.get_by_test_id("token-save").click()
+        select = page.get_by_test_id("workspace-select")
+        await expect(select).to_be_enabled()
+        await select.select_option(account.slug)
+        await expect(page.get_by_test_id("live-status")).to_have_text("live")
+
+        integration = page.get_by_test_id("integration-row")
+        await expect(integration).to_have_count(1)
+        await expect(integration.get_by_test_id("integration-name")).to_have_text("Dashboard hook")
+        await expect(integration.get_by_test_id("integration-type")).to_have_text("WEBHOOK")
+        # Its first attempts are already failing by now.
+        await expect(integration.get_by_test_id("integration-status")).to_have_text(re.compile("^(ACTIVE|FAILING)$"))
+
+        row = page.locator(f'[data-testid="delivery-row"][data-id="{delivery["id"]}"]')
+        await expect(row.get_by_test_id("delivery-status")).to_have_text("FAILED", timeout=20_000)
+        await expect(row.get_by_test_id("delivery-event")).to_have_text("post.created")
+        await expect(row.get_by_test_id("delivery-integration")).to_have_text("Dashboard hook")
+        await expect(row.get_by_test_id("delivery-response-code")).to_have_text("500")
+        await expect(row.get_by_test_id("delivery-attempts")).to_have_text("3")
+
+        receiver.script(path, (200, {}, b"ok"))
+        await row.get_by_test_id("delivery-retry").click()
+        await expect(row.get_by_test_id("delivery-status")).to_have_text("SUCCEEDED", timeout=15_000)
+        await expect(row.get_by_test_id("delivery-response-code")).to_have_text("200")
+        await expect(row.get_by_test_id("delivery-attempts")).to_have_text("4")
+        await expect(row.get_by_test_id("delivery-retry")).to_have_count(0)
+        assert len(receiver.at(path)) == 4
+        # A settled delivery refreshes the integrations' health too.
+        await expect(integration.get_by_test_id("integration-status")).to_have_text("ACTIVE")
+
+        await integration.get_by_test_id("integration-test").click()
+        await expect(integration.get_by_test_id("integration-test-result")).to_contain_text("OK 200")
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        assert page_errors == []
+    finally:
+        await page.close()
+
+
+async def test_dashboard_rejects_a_bad_token(server, browser):
+    from playwright.async_api import expect
+
+    page = await browser.new_page()
+    try:
+        await page.goto(f"{server.url}/dashboard")
+        await page.get_by_test_id("token-input").fill("hyk_" + "x" * 43)
+        await page.get_by_test_id("token-save").click()
+        await expect(page.get_by_test_id("error")).to_have_text("That token is not valid.")
+        await expect(page.get_by_test_id("workspace-select")).to_be_disabled()
+        assert await page.evaluate("sessionStorage.getItem('hookyard.token')") is None
+    finally:
+        await page.close()
