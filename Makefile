@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
-	$(BIN)/python bench/delivery_throughput.py
+	$(BIN)/python bench/subscribers.py
 
 clean:
 	rm -rf $(VENV) data

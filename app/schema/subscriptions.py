@@ -22,6 +22,14 @@ class DeliveryUpdate:
 
 
 def _from_message(message: dict) -> DeliveryUpdate:
+    # Every subscriber of a workspace gets the same dict: build the objects once, not once per client.
+    cached = message.get("_update")
+    if cached is None:
+        cached = message["_update"] = _build(message)
+    return cached
+
+
+def _build(message: dict) -> DeliveryUpdate:
     delivery = models.Delivery(**message["delivery"])
     attempt = models.DeliveryAttempt(**message["attempt"]) if message.get("attempt") else None
     return DeliveryUpdate(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import orjson
 
 from app.models import Delivery, Integration
 from app.secrets_box import decrypt_json
@@ -95,3 +96,30 @@ async def test_connect_url_validation(account):
                                                      "config": {"range": "not a range"}}})
     fields = {e["field"] for e in data["integrationOAuthConnectUrl"]["errors"]}
     assert "redirectTo" in fields and any(f.startswith("config.") for f in fields)
+
+
+async def test_integration_test_works_for_every_type(account, providers, receiver):
+    probe = """mutation($id: ID!) { integrationTest(input: {id: $id, event: "post.created"}) {
+      result { success responseCode errorMessage } delivery { isTest } } }"""
+    for type_name, path in (("SLACK", "/slack"), ("DISCORD", "/discord")):
+        url = receiver.script(path, (200, {}, b"ok") if type_name == "SLACK" else (204, {}, b""))
+        made = await account.gql("""mutation($ws: String!, $t: IntegrationType!, $url: String!) {
+          integrationConnect(input: {workspace: $ws, type: $t, name: "chat", config: {url: $url}}) {
+          integration { id } errors { field code } } }""", {"ws": account.slug, "t": type_name, "url": url})
+        iid = made["integrationConnect"]["integration"]["id"]
+        result = (await account.gql(probe, {"id": iid}))["integrationTest"]
+        assert result["result"]["success"], (type_name, result)
+        [got] = receiver.at(path)
+        body = orjson.loads(got.body)
+        assert ("blocks" in body) if type_name == "SLACK" else ("embeds" in body)
+    sheet_id = "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"
+    configs = {"HUBSPOT": {}, "PIPEDRIVE": {"deal_title": "title"},
+               "GOOGLE_SHEETS": {"spreadsheet_id": sheet_id, "range": "Sheet1!A:C"}}
+    providers.sheets[sheet_id] = []  # the spreadsheet exists
+    for type_name, config in configs.items():
+        _, back = await _connect(account, type_name, config=config)
+        iid = parse_qs(urlsplit(back.headers["location"]).query)["integrationId"][0]
+        result = (await account.gql(probe, {"id": iid}))["integrationTest"]
+        assert result["result"]["success"], (type_name, result)
+        assert result["delivery"]["isTest"]
+    assert providers.sheets.get(sheet_id), "the test row reached the sheet"

@@ -1,0 +1,165 @@
+"""1,000 concurrent `deliveryUpdates` subscribers on one API process.
+
+Starts an embedded Redis and `hookyard serve` (API only) in its own process, opens 1,000
+graphql-transport-ws connections, then publishes delivery updates on the Redis channel the
+way a worker does and measures publish -> client receipt. The baseline, measured in the
+same run, is one plain Redis subscriber receiving the same messages: the report is the
+extra delay the API process adds, as p50/p99 and as a ratio.
+
+    .venv/bin/python bench/subscribers.py [--clients 1000] [--messages 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+
+import orjson
+import websockets
+from redis.asyncio import Redis
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from app.delivery.updates import CHANNEL  # noqa: E402
+from app.redis_embedded import EmbeddedRedis  # noqa: E402
+
+QUERY = 'subscription { deliveryUpdates(workspace: "default") { status delivery { id } at } }'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+async def subscriber(url: str, token: str, ready: asyncio.Event, delays: list[float], expected: int) -> None:
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"], max_queue=None,
+                                  open_timeout=60) as ws:
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+        await ws.send(orjson.dumps(init).decode())
+        assert orjson.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(orjson.dumps({"id": "1", "type": "subscribe", "payload": {"query": QUERY}}).decode())
+        ready.set()
+        got = 0
+        while got < expected:
+            msg = orjson.loads(await ws.recv())
+            if msg["type"] == "next":
+                sent = msg["payload"]["data"]["deliveryUpdates"]["delivery"]["id"]
+                delays.append(time.time() - float(sent.split("_", 2)[2]))
+                got += 1
+
+
+async def baseline(redis_url: str, delays: list[float], expected: int, ready: asyncio.Event) -> None:
+    redis = Redis.from_url(redis_url)
+    async with redis.pubsub() as pubsub:
+        await pubsub.subscribe(CHANNEL)
+        ready.set()
+        got = 0
+        async for raw in pubsub.listen():
+            if raw["type"] == "message":
+                sent = orjson.loads(raw["data"])["delivery"]["id"]
+                delays.append(time.time() - float(sent.split("_", 2)[2]))
+                got += 1
+                if got >= expected:
+                    break
+    await redis.aclose()
+
+
+def update(workspace_id: str) -> bytes:
+    now = datetime.now(UTC)
+    # The send time rides in the id so receivers need no shared clock beyond this machine's.
+    delivery = {"id": f"del_bench_{time.time()}", "workspace_id": workspace_id, "event_id": "evt_x",
+                "integration_id": "int_x", "form_id": None, "attachment_id": None, "event_type": "bench.tick",
+                "status": "SUCCEEDED", "is_test": False, "attempt_count": 1, "next_attempt_at": None,
+                "response_code": 200, "duration_ms": 3, "last_error": None, "request": None, "response": None,
+                "created_at": now, "updated_at": now, "delivered_at": now}
+    return orjson.dumps({"delivery": delivery, "attempt": None, "form_slug": None, "at": now})
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=10.0, help="updates per second")
+    args = parser.parse_args()
+
+    data = tempfile.mkdtemp(prefix="hookyard-bench-")
+    redis = EmbeddedRedis().start()
+    port = free_port()
+    env = {**os.environ, "HOOKYARD_DATA_DIR": data, "HOOKYARD_DATABASE_URL": f"sqlite://{data}/bench.db",
+           "HOOKYARD_REDIS_URL": redis.url, "HOOKYARD_PORT": str(port), "HOOKYARD_RUN_WORKER_IN_API": "false",
+           "HOOKYARD_LOG_LEVEL": "warning"}
+    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        token = None
+        for line in server.stdout:
+            if m := re.search(r"(hyk_[A-Za-z0-9_-]{43})", line):
+                token = m.group(1)
+                break
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        import sqlite3
+
+        workspace_id = sqlite3.connect(f"{data}/bench.db").execute(
+            "select id from workspace where slug='default'").fetchone()[0]
+
+        url = f"ws://127.0.0.1:{port}/graphql"
+        api_delays: list[float] = []
+        base_delays: list[float] = []
+        readies = [asyncio.Event() for _ in range(args.clients)]
+        started = time.perf_counter()
+        tasks = []
+        for i, ready in enumerate(readies):
+            tasks.append(asyncio.create_task(subscriber(url, token, ready, api_delays, args.messages)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)
+        base_ready = asyncio.Event()
+        tasks.append(asyncio.create_task(baseline(redis.url, base_delays, args.messages, base_ready)))
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies), base_ready.wait()), 120)
+        connect_s = time.perf_counter() - started
+        await asyncio.sleep(1.0)  # let the last subscriptions register with the broadcaster
+
+        publisher = Redis.from_url(redis.url)
+        for _ in range(args.messages):
+            await publisher.publish(CHANNEL, update(workspace_id))
+            await asyncio.sleep(1 / args.rate)
+        await asyncio.wait_for(asyncio.gather(*tasks), 600)
+        await publisher.aclose()
+
+        ms = [d * 1000 for d in api_delays]
+        base = [d * 1000 for d in base_delays]
+        print(f"subscribers: {args.clients} (connected in {connect_s:.1f} s), updates: {args.messages} "
+              f"at {args.rate:g}/s, receipts: {len(ms)}")
+        print(f"baseline (one plain Redis subscriber): p50 {percentile(base, 50):.2f} ms, "
+              f"p99 {percentile(base, 99):.2f} ms")
+        print(f"via Hookyard to {args.clients} WebSocket clients: p50 {percentile(ms, 50):.2f} ms, "
+              f"p99 {percentile(ms, 99):.2f} ms, mean {statistics.mean(ms):.2f} ms")
+        print(f"ratio p50 {percentile(ms, 50) / max(percentile(base, 50), 1e-6):.1f}x, "
+              f"p99 {percentile(ms, 99) / max(percentile(base, 99), 1e-6):.1f}x the baseline")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        redis.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
