@@ -174,3 +174,15 @@ def validate_headers(value: Any, path: str, blocked: frozenset[str]) -> tuple[di
             continue
         clean[name] = header_value
     return clean, errors
+
+
+def json_post(url: str, payload: Any) -> OutgoingRequest:
+    """The plain JSON POST that chat webhooks (Slack, Discord) take."""
+    import orjson
+
+    return OutgoingRequest(
+        method="POST",
+        url=url,
+        body=orjson.dumps(payload),
+        headers={"content-type": "application/json", "user-agent": "Hookyard/0.1"},
+    )

@@ -7,7 +7,15 @@ from typing import Any
 import orjson
 
 from app.config import Settings
-from app.integrations.base import ConfigField, DeliveryContext, IntegrationKind, Outcome, OutgoingRequest, Validated
+from app.integrations.base import (
+    ConfigField,
+    DeliveryContext,
+    IntegrationKind,
+    Outcome,
+    OutgoingRequest,
+    Validated,
+    json_post,
+)
 from app.integrations.slack import flat_fields, header_retry_after, payload_title, payload_url, validate_url_only
 
 CONTENT_LIMIT = 2000
@@ -65,12 +73,7 @@ class DiscordKind(IntegrationKind):
         return validate_url_only(config, secrets, settings)
 
     def build_request(self, ctx: DeliveryContext) -> OutgoingRequest:
-        return OutgoingRequest(
-            method="POST",
-            url=ctx.config["url"],
-            body=orjson.dumps(message(ctx)),
-            headers={"content-type": "application/json", "user-agent": "Hookyard/0.1"},
-        )
+        return json_post(ctx.config["url"], message(ctx))
 
     def read_response(self, status: int, headers: dict[str, str], body: bytes) -> Outcome:
         if 200 <= status < 300:

@@ -18,6 +18,7 @@ from app.integrations.base import (
     Outcome,
     OutgoingRequest,
     Validated,
+    json_post,
 )
 from app.integrations.urls import validate_target_url
 
@@ -43,12 +44,7 @@ class SlackKind(IntegrationKind):
         return validate_url_only(config, secrets, settings)
 
     def build_request(self, ctx: DeliveryContext) -> OutgoingRequest:
-        return OutgoingRequest(
-            method="POST",
-            url=ctx.config["url"],
-            body=orjson.dumps(message(ctx)),
-            headers={"content-type": "application/json", "user-agent": "Hookyard/0.1"},
-        )
+        return json_post(ctx.config["url"], message(ctx))
 
     def read_response(self, status: int, headers: dict[str, str], body: bytes) -> Outcome:
         if 200 <= status < 300:
