@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     max_query_tokens: int = 2000
     max_aliases: int = 30
     allowed_origins: str = ""
+    # Live updates waiting for one WebSocket subscriber beyond what its socket holds; past that it is dropped.
+    subscriber_buffer: int = 256
+    # How long a dropped subscriber gets to receive its close frame before its connection is cut.
+    slow_subscriber_grace_seconds: float = 5.0
     worker_concurrency: int = 200
     run_worker_in_api: bool = True
     log_level: str = "info"

@@ -90,6 +90,18 @@ def update(workspace_id: str) -> bytes:
     return orjson.dumps({"delivery": delivery, "attempt": None, "form_slug": None, "at": now})
 
 
+async def wait_ready(readies: list[asyncio.Event], tasks: list[asyncio.Task], timeout: float) -> None:
+    """Waits until every client has subscribed; a client that failed to connect stops the run with its error."""
+    deadline = time.perf_counter() + timeout
+    while not all(r.is_set() for r in readies):
+        failed = [t for t in tasks if t.done() and t.exception()]
+        if failed:
+            raise RuntimeError(f"{len(failed)} subscribers failed to connect") from failed[0].exception()
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"only {sum(r.is_set() for r in readies)} of {len(readies)} subscribed in {timeout} s")
+        await asyncio.sleep(0.1)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=1000)
@@ -103,8 +115,9 @@ async def main() -> None:
     env = {**os.environ, "HOOKYARD_DATA_DIR": data, "HOOKYARD_DATABASE_URL": f"sqlite://{data}/bench.db",
            "HOOKYARD_REDIS_URL": redis.url, "HOOKYARD_PORT": str(port), "HOOKYARD_RUN_WORKER_IN_API": "false",
            "HOOKYARD_LOG_LEVEL": "warning"}
+    server_log = open(os.path.join(data, "server.log"), "w")
     server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
+                              stderr=server_log, text=True)
     try:
         token = None
         for line in server.stdout:
@@ -134,7 +147,7 @@ async def main() -> None:
                 await asyncio.sleep(0.05)
         base_ready = asyncio.Event()
         tasks.append(asyncio.create_task(baseline(redis.url, base_delays, args.messages, base_ready)))
-        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies), base_ready.wait()), 120)
+        await wait_ready(readies + [base_ready], tasks, timeout=120)
         connect_s = time.perf_counter() - started
         await asyncio.sleep(1.0)  # let the last subscriptions register with the broadcaster
 

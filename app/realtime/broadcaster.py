@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
+from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 
 from app.delivery.updates import CHANNEL
@@ -19,40 +21,70 @@ from app.delivery.updates import CHANNEL
 log = logging.getLogger(__name__)
 BUFFER = 256
 
+SUBSCRIBERS = Gauge("hookyard_live_subscribers", "deliveryUpdates subscriptions held by this API process")
+SLOW_DROPPED = Counter("hookyard_live_slow_subscribers_dropped_total",
+                       "subscribers dropped because they fell too far behind")
+
 
 class SlowSubscriber(Exception):
     pass
 
 
 class Subscriber:
-    def __init__(self, workspace_id: str, buffer: int):
+    def __init__(self, workspace_id: str, buffer: int, on_overflow: Callable[[Subscriber], None] | None = None):
         self.workspace_id = workspace_id
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=buffer)
+        self.buffer = buffer
+        # One slot more than the buffer, kept for the overflow marker.
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=buffer + 1)
         self.overflowed = False
+        self.on_overflow = on_overflow
 
     def offer(self, message: dict[str, Any]) -> None:
         if self.overflowed:
             return
-        try:
+        if self.queue.qsize() < self.buffer:
             self.queue.put_nowait(message)
-        except asyncio.QueueFull:
-            self.overflowed = True
-            # Make room for one marker; next() turns it into an error for this client only.
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.queue.get_nowait()
-            self.queue.put_nowait({"overflow": True})
+            return
+        self.overflowed = True
+        SLOW_DROPPED.inc()
+        # The client gets what is already queued, then an error (see next()) instead of a silent gap.
+        self.queue.put_nowait({"overflow": True})
+        if self.on_overflow:
+            # A client that stopped reading never gets to the marker: whoever holds its
+            # connection closes it now.
+            self.on_overflow(self)
 
     async def next(self) -> dict[str, Any]:
         message = await self.queue.get()
         if message.get("overflow"):
-            raise SlowSubscriber(f"more than {self.queue.maxsize} updates were waiting; resubscribe")
+            raise SlowSubscriber(f"more than {self.buffer} updates were waiting; resubscribe")
         return message
+
+    async def updates(self, integration_id: str | None = None, form_slug: str | None = None,
+                      statuses: set[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+        """The messages this subscriber asked for. Without an overflow handler, falling behind raises
+        SlowSubscriber; with one, the handler is closing the connection, so nothing more is handed out
+        and this waits to be cancelled."""
+        while True:
+            if self.overflowed and self.on_overflow:
+                await asyncio.Event().wait()
+            message = await self.next()
+            d = message["delivery"]
+            if integration_id and d["integration_id"] != integration_id:
+                continue
+            if form_slug and message.get("form_slug") != form_slug:
+                continue
+            if statuses and d["status"] not in statuses:
+                continue
+            yield message
 
 
 class Broadcaster:
-    def __init__(self, redis_url: str, buffer: int = BUFFER):
+    def __init__(self, redis_url: str, buffer: int = BUFFER, slow_grace: float = 5.0):
         self.redis_url = redis_url
         self.buffer = buffer
+        # Seconds a dropped subscriber's connection gets to take its close frame; see slow_clients.
+        self.slow_grace = slow_grace
         self.subscribers: dict[str, set[Subscriber]] = {}
         self._task: asyncio.Task | None = None
         self._redis: Redis | None = None
@@ -90,14 +122,16 @@ class Broadcaster:
         for sub in list(self.subscribers.get(message["delivery"]["workspace_id"], ())):
             sub.offer(message)
 
-    def subscribe(self, workspace_id: str) -> Subscriber:
-        sub = Subscriber(workspace_id, self.buffer)
+    def subscribe(self, workspace_id: str, on_overflow: Callable[[Subscriber], None] | None = None) -> Subscriber:
+        sub = Subscriber(workspace_id, self.buffer, on_overflow)
         self.subscribers.setdefault(workspace_id, set()).add(sub)
+        SUBSCRIBERS.inc()
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         subs = self.subscribers.get(sub.workspace_id)
-        if subs:
+        if subs and sub in subs:
+            SUBSCRIBERS.dec()
             subs.discard(sub)
             if not subs:
                 del self.subscribers[sub.workspace_id]

@@ -20,6 +20,7 @@ from app.schema.mutations.integrations import IntegrationMutations, IntegrationO
 from app.schema.mutations.tokens import TokenMutations
 from app.schema.mutations.workspace import WorkspaceMutations
 from app.schema.queries import Query
+from app.schema.shared_events import SharedEventExecutor
 from app.schema.subscriptions import Subscription
 
 
@@ -64,6 +65,7 @@ def build_schema(settings: Settings | None = None, *, sorted_for_export: bool = 
         # Sorting rebuilds the graphql-core schema without Strawberry's enum types, which breaks
         # serializing Python enums, so only the exported SDL is sorted.
         config=StrawberryConfig(auto_camel_case=True, sort_schema=sorted_for_export),
+        execution_context_class=SharedEventExecutor,
     )
 
 

@@ -7,6 +7,7 @@ import strawberry
 from graphql import GraphQLError
 
 from app import models
+from app.realtime import slow_clients
 from app.realtime.broadcaster import SlowSubscriber, get_broadcaster
 from app.schema import types as t
 from app.schema.context import Info
@@ -19,6 +20,9 @@ class DeliveryUpdate:
     delivery: t.Delivery
     attempt: t.DeliveryAttempt | None
     at: datetime
+    workspace_id: strawberry.Private[str]
+    # Filled by app.schema.shared_events: one execution per distinct selection, shared by its subscribers.
+    shared_results: strawberry.Private[dict]
 
 
 def _from_message(message: dict) -> DeliveryUpdate:
@@ -37,7 +41,16 @@ def _build(message: dict) -> DeliveryUpdate:
         delivery=t.Delivery.of(delivery),
         attempt=t.DeliveryAttempt.of(attempt) if attempt else None,
         at=datetime.fromisoformat(message["at"]),
+        workspace_id=delivery.workspace_id,
+        shared_results={},
     )
+
+
+def _dropper(connection, grace: float):
+    """Over WebSockets a subscriber that falls too far behind has its connection closed at once."""
+    if connection.scope["type"] != "websocket":
+        return None
+    return lambda sub: slow_clients.drop(connection, sub.buffer, grace)
 
 
 @strawberry.type
@@ -54,20 +67,12 @@ class Subscription:
         ws = await workspace_by_slug(info, workspace, ability="deliveries:read", admin=True)
         wanted = {s.value for s in status} if status else None
         broadcaster = get_broadcaster()
-        sub = broadcaster.subscribe(ws.id)
+        sub = broadcaster.subscribe(ws.id, on_overflow=_dropper(info.context.request, broadcaster.slow_grace))
         try:
-            while True:
-                try:
-                    message = await sub.next()
-                except SlowSubscriber as exc:
-                    raise GraphQLError(str(exc), extensions={"code": "SLOW_SUBSCRIBER"}) from exc
-                d = message["delivery"]
-                if integration_id and d["integration_id"] != integration_id:
-                    continue
-                if form_slug and message.get("form_slug") != form_slug:
-                    continue
-                if wanted and d["status"] not in wanted:
-                    continue
-                yield _from_message(message)
+            try:
+                async for message in sub.updates(integration_id, form_slug, wanted):
+                    yield _from_message(message)
+            except SlowSubscriber as exc:
+                raise GraphQLError(str(exc), extensions={"code": "SLOW_SUBSCRIBER"}) from exc
         finally:
             broadcaster.unsubscribe(sub)

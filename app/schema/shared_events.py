@@ -1,0 +1,67 @@
+"""Execute a subscription event once for every subscriber that would get the same answer.
+
+graphql-core runs a subscription's selection set again for every client and every event. With a
+thousand dashboards on one workspace that is a thousand identical executions per delivery update,
+and it is what kept the API process busy. Events that carry a `shared_results` dict are executed
+once per (query text, operation, variables, viewer access) and the result is handed to every
+subscriber with that key. Access is part of the key because nested fields check the viewer's
+abilities and role; two viewers with the same abilities and role see the same data.
+
+Each event also runs with a fresh set of dataloaders, so a long-lived connection never answers
+from a cache filled by an earlier event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import orjson
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+
+class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
+    shared_key: tuple | None = None
+
+    def build_per_event_executor(self, payload: Any):
+        executor = super().build_per_event_executor(payload)
+        context = self.context_value
+        if hasattr(context, "loaders"):
+            fresh = copy.copy(context)
+            fresh.loaders = {}
+            executor.context_value = fresh
+        if isinstance(getattr(payload, "shared_results", None), dict):
+            executor.shared_key = self._shared_key(payload)
+        return executor
+
+    def _shared_key(self, payload: Any) -> tuple:
+        operation = self.operation
+        query = operation.loc.source.body if operation.loc else repr(operation)
+        name = operation.name.value if operation.name else None
+        variables = orjson.dumps(self.variable_values.coerced, option=orjson.OPT_SORT_KEYS, default=str)
+        return query, name, variables, viewer_access(self.context_value, payload.workspace_id)
+
+    def execute_operation(self, serially: bool | None = None):
+        key = self.shared_key
+        if key is None:
+            return super().execute_operation(serially)
+        results: dict = self.root_value.shared_results
+        found = results.get(key)
+        if found is None:
+            found = super().execute_operation(serially)
+            if self.is_awaitable(found):
+                found = asyncio.ensure_future(found)
+            results[key] = found
+        if isinstance(found, asyncio.Future):
+            # One subscriber going away must not cancel the execution the others are waiting for.
+            return asyncio.shield(found)
+        return found
+
+
+def viewer_access(context: Any, workspace_id: str) -> tuple:
+    principal = getattr(context, "principal", None)
+    if principal is None:
+        return (None,)
+    member = getattr(context, "memberships", {}).get(workspace_id)
+    return principal.abilities, member.role if member else None

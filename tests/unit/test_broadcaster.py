@@ -1,0 +1,63 @@
+"""Per-subscriber buffering: filters, and what happens when a subscriber falls too far behind."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.realtime.broadcaster import Broadcaster, SlowSubscriber
+
+
+def message(n: int, workspace: str = "ws_1", integration: str = "int_1", status: str = "SUCCEEDED",
+            form_slug: str | None = None) -> dict:
+    return {"delivery": {"id": f"del_{n}", "workspace_id": workspace, "integration_id": integration,
+                         "status": status}, "form_slug": form_slug}
+
+
+async def take(sub_updates, count: int) -> list[str]:
+    out = []
+    async for m in sub_updates:
+        out.append(m["delivery"]["id"])
+        if len(out) == count:
+            return out
+    return out
+
+
+async def test_dispatch_reaches_only_the_workspace_and_the_filters():
+    b = Broadcaster("redis://unused", buffer=10)
+    everything = b.subscribe("ws_1")
+    filtered = b.subscribe("ws_1")
+    other = b.subscribe("ws_2")
+    for m in [message(1), message(2, integration="int_2"), message(3, status="FAILED"),
+              message(4, form_slug="contact"), message(5, workspace="ws_2")]:
+        b.dispatch(m)
+    assert await take(everything.updates(), 4) == ["del_1", "del_2", "del_3", "del_4"]
+    assert await take(filtered.updates("int_1", "contact", {"SUCCEEDED"}), 1) == ["del_4"]
+    assert await take(other.updates(), 1) == ["del_5"]
+    b.unsubscribe(everything)
+    b.unsubscribe(filtered)
+    b.unsubscribe(other)
+    assert b.subscribers == {}
+
+
+async def test_overflow_without_handler_delivers_what_fit_then_raises():
+    b = Broadcaster("redis://unused", buffer=3)
+    sub = b.subscribe("ws_1")
+    for n in range(10):
+        b.dispatch(message(n))
+    updates = sub.updates()
+    assert [(await anext(updates))["delivery"]["id"] for _ in range(3)] == ["del_0", "del_1", "del_2"]
+    with pytest.raises(SlowSubscriber, match="more than 3 updates were waiting"):
+        await anext(updates)
+
+
+async def test_overflow_with_handler_calls_it_once_and_hands_out_nothing_more():
+    b = Broadcaster("redis://unused", buffer=3)
+    dropped = []
+    sub = b.subscribe("ws_1", on_overflow=dropped.append)
+    for n in range(10):
+        b.dispatch(message(n))
+    assert dropped == [sub]
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(anext(sub.updates()), 0.2)
