@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from app.delivery import updates
 from app.delivery.queue import QueuedSend, enqueue_sends
 from app.delivery.runtime import Runtime
 from app.integrations.base import FieldError
@@ -23,8 +24,9 @@ async def retry_now(delivery: Delivery, runtime: Runtime) -> tuple[bool, list[Fi
     )
     if not changed:
         return False, [FieldError("id", "the delivery changed state; try again", "INVALID_STATE")]
-    await enqueue_sends(runtime.redis, [QueuedSend(delivery.id, delivery.attempt_count + 1, "manual")])
     await delivery.refresh_from_db()
+    await updates.announce(runtime.redis, await Delivery.filter(id=delivery.id).select_related("form"))
+    await enqueue_sends(runtime.redis, [QueuedSend(delivery.id, delivery.attempt_count + 1, "manual")])
     return True, []
 
 
@@ -37,8 +39,10 @@ async def recover(integration_id: str, since: datetime, until: datetime | None, 
     if not rows:
         return 0
     now = datetime.now(UTC)
-    await Delivery.filter(id__in=[r[0] for r in rows], status=DeliveryStatus.FAILED).update(
+    ids = [r[0] for r in rows]
+    await Delivery.filter(id__in=ids, status=DeliveryStatus.FAILED).update(
         status=DeliveryStatus.PENDING, next_attempt_at=now
     )
+    await updates.announce(runtime.redis, await Delivery.filter(id__in=ids).select_related("form"))
     await enqueue_sends(runtime.redis, [QueuedSend(i, n + 1, "recover") for i, n in rows])
     return len(rows)

@@ -47,3 +47,10 @@ async def publish(redis: Redis | None, messages: list[bytes]) -> None:
         for message in messages:
             pipe.publish(CHANNEL, message)
         await pipe.execute()
+
+
+async def announce(redis: Redis | None, deliveries: list[Delivery]) -> None:
+    """Publishes the current state of deliveries fetched with their form (select_related("form"))."""
+    await publish(redis, [
+        encode_update(d, None, d.form.slug if d.form_id and d.form else None) for d in deliveries
+    ])

@@ -73,7 +73,7 @@ class Live:
     async def updates_for(self, delivery_id: str, until=TERMINAL, timeout: float = 20) -> list[dict]:
         """Updates of one delivery, in arrival order, up to and including the first with a status in `until`."""
         deadline = asyncio.get_running_loop().time() + timeout
-        got = [u for u in self.seen if u["delivery"]["id"] == delivery_id]
+        got = [u["deliveryUpdates"] for u in self.seen if u["deliveryUpdates"]["delivery"]["id"] == delivery_id]
         while not got or got[-1]["status"] not in until:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
@@ -229,3 +229,34 @@ async def test_another_workspaces_slug_is_not_found(server, account, other_accou
                     pytest.fail("no update may be sent for another workspace")
     assert failed.value.errors[0]["extensions"]["code"] == "NOT_FOUND"
     assert await _subscriber_count(account.slug) == 0
+
+
+RETRY = """mutation($id: ID!) { deliveryRetry(input: {id: $id}) { delivery { id status } errors { code } } }"""
+RECOVER = """mutation($iid: ID!, $since: DateTime!) { deliveriesRecover(input: {integrationId: $iid, since: $since}) {
+  queued errors { code } } }"""
+
+
+async def test_manual_retry_and_recovery_show_up_live(server, account, receiver):
+    # Three failures use up the automatic attempts (schedule 0.3 s, 0.6 s); the next answer is a 200.
+    iid = await connect_webhook(account, receiver.script("/again", *[(500, {}, b"down")] * 3, (200, {}, b"ok")))
+    async with live(server, account.token, account.slug) as sub:
+        [delivery_id] = await publish(account)
+        failed = await sub.updates_for(delivery_id, until={"FAILED"})
+        assert failed[-1]["delivery"]["attemptCount"] == 3
+        sub.seen.clear()
+
+        retried = await account.gql(RETRY, {"id": delivery_id})
+        assert retried["deliveryRetry"]["errors"] == []
+        updates = await sub.updates_for(delivery_id)
+        assert [u["status"] for u in updates] == ["PENDING", "SENDING", "SUCCEEDED"]
+        assert updates[-1]["attempt"]["trigger"] == "manual" and updates[-1]["attempt"]["number"] == 4
+
+        receiver.script("/again", *[(500, {}, b"down")] * 3, (200, {}, b"ok"))
+        [second] = await publish(account)
+        await sub.updates_for(second, until={"FAILED"})
+        sub.seen.clear()
+        recovered = await account.gql(RECOVER, {"iid": iid, "since": "2000-01-01T00:00:00+00:00"})
+        assert recovered["deliveriesRecover"] == {"queued": 1, "errors": []}
+        updates = await sub.updates_for(second)
+        assert [u["status"] for u in updates] == ["PENDING", "SENDING", "SUCCEEDED"]
+        assert updates[-1]["attempt"]["trigger"] == "recover"
