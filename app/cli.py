@@ -45,7 +45,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         print(f"First API token (shown once, keep it): {token}", flush=True)
     else:
         print("Already set up: mint another token with `hookyard bootstrap --new-token`.", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+                ws_per_message_deflate=settings.ws_compression)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     subscriber_buffer: int = 256
     # How long a dropped subscriber gets to receive its close frame before its connection is cut.
     slow_subscriber_grace_seconds: float = 5.0
+    # permessage-deflate on WebSockets: each connection then keeps its own zlib state (~300 KiB) and
+    # every live update is compressed once per client; off by default (see README, live updates).
+    ws_compression: bool = False
     worker_concurrency: int = 200
     run_worker_in_api: bool = True
     log_level: str = "info"

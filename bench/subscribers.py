@@ -32,13 +32,33 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from app.delivery.updates import CHANNEL  # noqa: E402
 from app.redis_embedded import EmbeddedRedis  # noqa: E402
 
-QUERY = 'subscription { deliveryUpdates(workspace: "default") { status delivery { id } at } }'
+# What a dashboard row needs (fields that need no database lookup: the ids below are made up).
+QUERY = """subscription { deliveryUpdates(workspace: "default") {
+  status at
+  delivery { id status eventType attemptCount responseCode durationMs errorMessage createdAt updatedAt }
+  attempt { number trigger responseCode errorMessage }
+} }"""
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -149,13 +169,16 @@ async def main() -> None:
         tasks.append(asyncio.create_task(baseline(redis.url, base_delays, args.messages, base_ready)))
         await wait_ready(readies + [base_ready], tasks, timeout=120)
         connect_s = time.perf_counter() - started
+        rss_connected = rss_mib(server.pid)
         await asyncio.sleep(1.0)  # let the last subscriptions register with the broadcaster
 
         publisher = Redis.from_url(redis.url)
+        cpu_before = cpu_seconds(server.pid)
         for _ in range(args.messages):
             await publisher.publish(CHANNEL, update(workspace_id))
             await asyncio.sleep(1 / args.rate)
         await asyncio.wait_for(asyncio.gather(*tasks), 600)
+        server_cpu = cpu_seconds(server.pid) - cpu_before
         await publisher.aclose()
 
         ms = [d * 1000 for d in api_delays]
@@ -166,6 +189,9 @@ async def main() -> None:
               f"p99 {percentile(base, 99):.2f} ms")
         print(f"via Hookyard to {args.clients} WebSocket clients: p50 {percentile(ms, 50):.2f} ms, "
               f"p99 {percentile(ms, 99):.2f} ms, mean {statistics.mean(ms):.2f} ms")
+        print(f"API process memory with {args.clients} subscribers: {rss_connected:.0f} MiB RSS")
+        print(f"API process CPU: {server_cpu:.2f} s for {len(ms)} client messages = "
+              f"{server_cpu / max(len(ms), 1) * 1e6:.0f} us per client message (less noisy than the delays)")
         print(f"ratio p50 {percentile(ms, 50) / max(percentile(base, 50), 1e-6):.1f}x, "
               f"p99 {percentile(ms, 99) / max(percentile(base, 99), 1e-6):.1f}x the baseline")
     finally:

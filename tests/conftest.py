@@ -110,7 +110,7 @@ async def start_server(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task
 
     app = create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, lifespan="on", log_level="warning",
-                            ws="websockets-sansio")
+                            ws="websockets-sansio", ws_per_message_deflate=settings.ws_compression)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(200):

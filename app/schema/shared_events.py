@@ -25,22 +25,33 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
     shared_key: tuple | None = None
 
     def build_per_event_executor(self, payload: Any):
+        results = getattr(payload, "shared_results", None)
+        key = None
+        if isinstance(results, dict):
+            key = self._subscription_key() + (viewer_access(self.context_value, payload.workspace_id),)
+            done = results.get(key)
+            if done is not None:
+                # Another subscriber ran it already: skip building an executor at all.
+                return _Executed(done)
         executor = super().build_per_event_executor(payload)
         context = self.context_value
         if hasattr(context, "loaders"):
             fresh = copy.copy(context)
             fresh.loaders = {}
             executor.context_value = fresh
-        if isinstance(getattr(payload, "shared_results", None), dict):
-            executor.shared_key = self._shared_key(payload)
+        executor.shared_key = key
         return executor
 
-    def _shared_key(self, payload: Any) -> tuple:
-        operation = self.operation
-        query = operation.loc.source.body if operation.loc else repr(operation)
-        name = operation.name.value if operation.name else None
-        variables = orjson.dumps(self.variable_values.coerced, option=orjson.OPT_SORT_KEYS, default=str)
-        return query, name, variables, viewer_access(self.context_value, payload.workspace_id)
+    def _subscription_key(self) -> tuple:
+        # The same for every event of this subscription: computed once.
+        key = self.__dict__.get("_key")
+        if key is None:
+            operation = self.operation
+            query = operation.loc.source.body if operation.loc else repr(operation)
+            name = operation.name.value if operation.name else None
+            variables = orjson.dumps(self.variable_values.coerced, option=orjson.OPT_SORT_KEYS, default=str)
+            key = self.__dict__["_key"] = (query, name, variables)
+        return key
 
     def execute_operation(self, serially: bool | None = None):
         key = self.shared_key
@@ -53,10 +64,20 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
             if self.is_awaitable(found):
                 found = asyncio.ensure_future(found)
             results[key] = found
-        if isinstance(found, asyncio.Future):
+        return _Executed(found).execute_operation(serially)
+
+
+class _Executed:
+    """Stands in for a per-event executor whose result is already known (or being computed)."""
+
+    def __init__(self, found: Any):
+        self.found = found
+
+    def execute_operation(self, serially: bool | None = None):
+        if isinstance(self.found, asyncio.Future):
             # One subscriber going away must not cancel the execution the others are waiting for.
-            return asyncio.shield(found)
-        return found
+            return asyncio.shield(self.found)
+        return self.found
 
 
 def viewer_access(context: Any, workspace_id: str) -> tuple:
