@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     subscriber_buffer: int = 256
     # How long a dropped subscriber gets to receive its close frame before its connection is cut.
     slow_subscriber_grace_seconds: float = 5.0
+    # How often live subscriptions have their token and role checked again (revocation, expiry, demotion).
+    live_access_check_seconds: float = 30.0
     # permessage-deflate on WebSockets: each connection then keeps its own zlib state (~300 KiB) and
     # every live update is compressed once per client; off by default (see README, live updates).
     ws_compression: bool = False

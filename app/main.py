@@ -24,8 +24,9 @@ from app.auth import authenticate
 from app.config import Settings, get_settings
 from app.db import tortoise_config
 from app.delivery.runtime import open_runtime, set_runtime
+from app.realtime.access_watch import AccessWatch, set_access_watch
 from app.realtime.broadcaster import Broadcaster, set_broadcaster
-from app.realtime.slow_clients import AbortableWebSockets
+from app.realtime.connections import AbortableWebSockets
 from app.redis_embedded import EmbeddedRedis
 from app.schema import build_schema
 from app.schema.context import Context
@@ -105,6 +106,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                                       slow_grace=settings.slow_subscriber_grace_seconds)
             await broadcaster.start()
             set_broadcaster(broadcaster)
+            access_watch = AccessWatch(settings.live_access_check_seconds, settings.slow_subscriber_grace_seconds)
+            await access_watch.start()
+            set_access_watch(access_watch)
             worker_task = None
             if settings.run_worker_in_api:
                 worker = build_worker(settings, redis_url, runtime, handle_signals=False)
@@ -119,6 +123,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         await worker_task
                     with contextlib.suppress(Exception):
                         await app.state.worker.close()
+                await access_watch.stop()
+                set_access_watch(None)
                 await broadcaster.stop()
                 set_broadcaster(None)
                 await runtime.close()

@@ -67,6 +67,7 @@ def make_settings(database_url: str, redis_url: str, data_dir: Path, **overrides
         sweep_interval_seconds=1,
         stuck_after_seconds=2,
         disable_after_seconds=3600,
+        live_access_check_seconds=0.5,
         host="127.0.0.1",
         port=_free_port(),
     )

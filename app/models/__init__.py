@@ -2,7 +2,7 @@
 
 from app.models.delivery import Delivery, DeliveryAttempt, DeliveryStatus, Event
 from app.models.integration import Form, FormIntegration, Integration, IntegrationScope, IntegrationStatus
-from app.models.workspace import ApiToken, Membership, Plan, Role, User, Workspace
+from app.models.workspace import ADMIN_ROLES, ApiToken, Membership, Plan, Role, User, Workspace
 
 __all__ = [
     "ApiToken",
@@ -18,6 +18,7 @@ __all__ = [
     "Membership",
     "Plan",
     "Role",
+    "ADMIN_ROLES",
     "User",
     "Workspace",
 ]

@@ -20,6 +20,10 @@ class Role(StrEnum):
     MEMBER = "member"
 
 
+# Roles that see and change integrations and deliveries.
+ADMIN_ROLES = (Role.OWNER, Role.ADMIN)
+
+
 class Workspace(Model):
     id = fields.CharField(max_length=32, primary_key=True, default=ids.workspace_id)
     slug = fields.CharField(max_length=64, unique=True)

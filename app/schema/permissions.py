@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from app.auth import Principal
 from app.config import get_settings
-from app.models import Membership, Plan, Role, Workspace
+from app.models import ADMIN_ROLES, Membership, Plan, Role, Workspace
 from app.schema.context import Info
 from app.schema.errors import Forbidden, NotFound, PlanRequired, Unauthenticated
-
-ADMIN_ROLES = (Role.OWNER, Role.ADMIN)
 
 
 def principal(info: Info) -> Principal:

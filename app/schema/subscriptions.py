@@ -8,6 +8,7 @@ from graphql import GraphQLError
 
 from app import models
 from app.realtime import slow_clients
+from app.realtime.access_watch import get_access_watch
 from app.realtime.broadcaster import SlowSubscriber, get_broadcaster
 from app.schema import types as t
 from app.schema.context import Info
@@ -67,7 +68,11 @@ class Subscription:
         ws = await workspace_by_slug(info, workspace, ability="deliveries:read", admin=True)
         wanted = {s.value for s in status} if status else None
         broadcaster = get_broadcaster()
-        sub = broadcaster.subscribe(ws.id, on_overflow=_dropper(info.context.request, broadcaster.slow_grace))
+        connection = info.context.request
+        sub = broadcaster.subscribe(ws.id, on_overflow=_dropper(connection, broadcaster.slow_grace))
+        watch = get_access_watch()
+        principal = info.context.principal
+        watched = watch.watch(connection, principal.token.id, principal.user.id, ws.id) if watch else None
         try:
             try:
                 async for message in sub.updates(integration_id, form_slug, wanted):
@@ -76,3 +81,5 @@ class Subscription:
                 raise GraphQLError(str(exc), extensions={"code": "SLOW_SUBSCRIBER"}) from exc
         finally:
             broadcaster.unsubscribe(sub)
+            if watched:
+                watch.unwatch(watched)

@@ -1,0 +1,103 @@
+"""Live subscriptions outlive the access check made when they started.
+
+Every `interval` seconds the tokens and memberships behind this process's live subscriptions are
+checked again, in two queries whatever the number of subscribers. A connection whose token was
+revoked or expired, or whose user is no longer an owner or admin of the workspace, is closed with
+4403 (Forbidden), the code graphql-transport-ws uses for a refused token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.expressions import Q
+
+from app.models import ADMIN_ROLES, ApiToken, Membership
+from app.realtime.connections import close_soon
+
+log = logging.getLogger(__name__)
+
+CLOSE_CODE = 4403
+
+
+@dataclass(eq=False)
+class Watched:
+    connection: Any
+    token_id: str
+    user_id: str
+    workspace_id: str
+
+
+class AccessWatch:
+    def __init__(self, interval: float, grace: float = 5.0):
+        self.interval = interval
+        self.grace = grace
+        self.watched: set[Watched] = set()
+        self._task: asyncio.Task | None = None
+
+    def watch(self, connection: Any, token_id: str, user_id: str, workspace_id: str) -> Watched:
+        entry = Watched(connection, token_id, user_id, workspace_id)
+        self.watched.add(entry)
+        return entry
+
+    def unwatch(self, entry: Watched) -> None:
+        self.watched.discard(entry)
+
+    async def check(self) -> int:
+        """Closes the connections that lost access; returns how many subscriptions lost it."""
+        entries = list(self.watched)
+        if not entries:
+            return 0
+        now = datetime.now(UTC)
+        valid_tokens = set(await ApiToken.filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now),
+            id__in={e.token_id for e in entries}, revoked_at__isnull=True,
+        ).values_list("id", flat=True))
+        admins = set(await Membership.filter(
+            user_id__in={e.user_id for e in entries}, workspace_id__in={e.workspace_id for e in entries},
+            role__in=ADMIN_ROLES,
+        ).values_list("user_id", "workspace_id"))
+        lost = [e for e in entries if e.token_id not in valid_tokens or (e.user_id, e.workspace_id) not in admins]
+        for entry in lost:
+            self.watched.discard(entry)
+            reason = ("API token revoked or expired" if entry.token_id not in valid_tokens
+                      else "no longer an owner or admin of this workspace")
+            log.info("closing live-update client %s: %s", entry.connection.scope.get("client"), reason)
+            close_soon(entry.connection, CLOSE_CODE, reason, self.grace)
+        return len(lost)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="hookyard-access-watch")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database is away for a moment: try again next round
+                log.warning("could not re-check live subscribers' access", exc_info=True)
+
+
+_current: AccessWatch | None = None
+
+
+def set_access_watch(watch: AccessWatch | None) -> None:
+    global _current
+    _current = watch
+
+
+def get_access_watch() -> AccessWatch | None:
+    return _current
