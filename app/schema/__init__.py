@@ -6,7 +6,7 @@ from functools import partial
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 
 from app.config import Settings, get_settings
@@ -22,6 +22,7 @@ from app.schema.mutations.workspace import WorkspaceMutations
 from app.schema.queries import Query
 from app.schema.shared_events import SharedEventExecutor
 from app.schema.subscriptions import Subscription
+from app.schema.validation_cache import ValidatedQueryCache
 
 
 @strawberry.type
@@ -48,6 +49,8 @@ def _should_mask(error: GraphQLError) -> bool:
 def build_schema(settings: Settings | None = None, *, sorted_for_export: bool = False) -> strawberry.Schema:
     settings = settings or get_settings()
     extensions = [
+        ParserCache,
+        ValidatedQueryCache,
         partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),

@@ -1,0 +1,36 @@
+"""Validating each distinct query text once.
+
+Strawberry validates every request's document against the schema and the limit rules
+(depth, aliases), which costs more than running a small mutation. The outcome depends
+only on the query text and the schema (whose limits are fixed when it is built), so a text
+that validated without errors against a schema is remembered and not validated again. Texts that fail
+are validated every time (their errors are built per request); the cache is bounded.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from strawberry.extensions import SchemaExtension
+
+MAX_ENTRIES = 256
+_valid_by_schema: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class ValidatedQueryCache(SchemaExtension):
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        query = context.query
+        _valid = _valid_by_schema.setdefault(context.schema, OrderedDict())
+        key = query
+        known = query is not None and key in _valid and context.pre_execution_errors is None
+        if known:
+            _valid.move_to_end(key)
+            context.pre_execution_errors = []  # strawberry skips validation when this is set
+        yield
+        if not known and query is not None and context.pre_execution_errors == []:
+            _valid[key] = None
+            if len(_valid) > MAX_ENTRIES:
+                _valid.popitem(last=False)
