@@ -110,7 +110,8 @@ class Broadcaster:
                     await pubsub.subscribe(CHANNEL)
                     self._ready.set()
                     async for raw in pubsub.listen():
-                        if raw.get("type") == "message":
+                        # No live clients in this process: skip decoding (workers publish every change).
+                        if raw.get("type") == "message" and self.subscribers:
                             self.dispatch(orjson.loads(raw["data"]))
             except asyncio.CancelledError:
                 raise
