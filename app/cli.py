@@ -55,6 +55,12 @@ def cmd_worker(args: argparse.Namespace) -> None:
     settings = get_settings()
     if not settings.redis_url:
         sys.exit("hookyard worker needs HOOKYARD_REDIS_URL (the embedded Redis lives inside `hookyard serve`)")
+    try:  # the loop uvicorn picks for `serve`; arq takes whatever loop the policy makes
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
     build_worker(settings, settings.redis_url, burst=args.burst).run()
 
 
@@ -77,7 +83,8 @@ def cmd_export_schema(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = getattr(logging, get_settings().log_level.upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="hookyard")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="migrate, bootstrap and run the API (with the worker inside)").set_defaults(

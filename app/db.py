@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 from app.config import Settings, get_settings
@@ -18,6 +19,24 @@ def _normalise_url(url: str) -> str:
     return url
 
 
+async def _keep_session(connection) -> None:
+    """Pool release hook for asyncpg: no reset query.
+
+    asyncpg's default runs `RESET ALL; UNLISTEN *; CLOSE ALL; ...` on every release, which
+    doubles the round trips of every ORM query. Hookyard never changes session state
+    (no SET, LISTEN, cursors or advisory locks), and asyncpg still rolls back a
+    transaction left open before it calls this.
+    """
+
+
+def _connection(url: str) -> str | dict:
+    if not url.startswith(("postgres://", "asyncpg://")):
+        return url
+    config = expand_db_url(url)
+    config["credentials"].setdefault("reset", _keep_session)
+    return config
+
+
 def tortoise_config(settings: Settings | None = None) -> dict:
     settings = settings or get_settings()
     url = _normalise_url(settings.database_url)
@@ -26,7 +45,7 @@ def tortoise_config(settings: Settings | None = None) -> dict:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     return {
-        "connections": {"default": url},
+        "connections": {"default": _connection(url)},
         "apps": {
             "models": {
                 "models": settings.tortoise_modules,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets as _secrets
+from functools import lru_cache
 from pathlib import Path
 
 import orjson
@@ -54,3 +55,20 @@ def decrypt_json(token: str | None) -> dict:
         return orjson.loads(_fernet().decrypt(token.encode()))
     except InvalidToken as exc:
         raise RuntimeError("stored secrets cannot be decrypted: HOOKYARD_SECRET_KEY changed?") from exc
+
+
+@lru_cache(maxsize=1024)
+def _plaintext(token: str, key: str) -> bytes:
+    try:
+        return _fernet_for(key).decrypt(token.encode())
+    except InvalidToken as exc:
+        raise RuntimeError("stored secrets cannot be decrypted: HOOKYARD_SECRET_KEY changed?") from exc
+
+
+def decrypt_json_cached(token: str | None) -> dict:
+    """`decrypt_json` for the send path: the plaintext of the last thousand or so tokens stays in this
+    process's memory, so a busy integration is not decrypted once per delivery. Each call gets its own
+    dict (callers may change it)."""
+    if not token:
+        return {}
+    return orjson.loads(_plaintext(token, ensure_secret_key(get_settings())))

@@ -12,7 +12,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app.delivery import filters, logic, updates
-from app.delivery.queue import QueuedSend, enqueue_sends
+from app.delivery.queue import QueuedSend, add_sends
 from app.delivery.runtime import Runtime
 from app.integrations.base import FieldError
 from app.models import (
@@ -30,6 +30,8 @@ from app.models import (
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_IDEMPOTENCY_KEY = 200
 HELD_STATUSES = (IntegrationStatus.DISABLED, IntegrationStatus.NEEDS_REAUTH)
+# What choosing recipients reads; not the config, secrets and names every publish would decode.
+RECIPIENT_FIELDS = ("id", "events", "scope", "status")
 
 
 @dataclass
@@ -64,7 +66,7 @@ async def recipients(workspace_id: str, event_type: str, form: Form | None, payl
                      exclude_integration_id: str | None = None) -> list[Recipient]:
     """Every enabled integration whose filter matches and whose scope lets the event in."""
     candidates = [
-        i for i in await Integration.filter(workspace_id=workspace_id, enabled=True)
+        i for i in await Integration.filter(workspace_id=workspace_id, enabled=True).only(*RECIPIENT_FIELDS)
         if i.id != exclude_integration_id and filters.matches(i.events, event_type)
     ]
     scoped = [i for i in candidates if i.scope == IntegrationScope.FORMS]
@@ -143,10 +145,16 @@ async def after_commit(deliveries: list[Delivery], runtime: Runtime | None, form
     if runtime is None or runtime.redis is None:
         return
     pending = [d for d in deliveries if d.status == DeliveryStatus.PENDING]
+    if not deliveries:
+        return
     try:
-        # PENDING goes out before the jobs, so no subscriber sees SENDING first.
-        await updates.publish(runtime.redis, [updates.encode_update(d, None, form_slug) for d in deliveries])
-        await enqueue_sends(runtime.redis, [QueuedSend(d.id, d.attempt_count + 1) for d in pending])
+        # One round trip, in order: PENDING goes out before the jobs, so no subscriber sees SENDING first.
+        async with runtime.redis.pipeline(transaction=False) as pipe:
+            for d in deliveries:
+                pipe.publish(updates.CHANNEL, updates.encode_update(d, None, form_slug))
+            add_sends(pipe, [QueuedSend(d.id, d.attempt_count + 1) for d in pending],
+                      serializer=runtime.redis.job_serializer, batch=True)
+            await pipe.execute()
     except (OSError, RedisError):
         pass  # the database holds them; the sweeper re-queues when Redis is back
 

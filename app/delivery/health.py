@@ -15,15 +15,24 @@ DISABLED = "integration.disabled"
 RECENT_SUCCESS = timedelta(seconds=60)
 
 
+# Integration id -> when this process last wrote a success for it. Sends load the integration
+# before earlier sends are recorded, so without this a burst would write the same success many times.
+_success_written: dict[str, datetime] = {}
+
+
 async def after_attempt(integration: Integration, delivery: Delivery, outcome: Outcome, runtime: Runtime) -> None:
     now = datetime.now(UTC)
     if outcome.success:
-        stale = integration.last_success_at is None or now - integration.last_success_at > RECENT_SUCCESS
+        last = max(filter(None, (integration.last_success_at, _success_written.get(integration.id))), default=None)
+        stale = last is None or now - last > RECENT_SUCCESS
         if stale or integration.status != IntegrationStatus.ACTIVE or integration.failing_since:
             # Written at most once a minute while healthy: not one extra write per delivery.
             await Integration.filter(id=integration.id).update(
                 last_success_at=now, status=IntegrationStatus.ACTIVE, failing_since=None
             )
+            if len(_success_written) > 10_000:
+                _success_written.clear()
+            _success_written[integration.id] = now
         return
     if outcome.needs_reauth:
         await Integration.filter(id=integration.id).update(status=IntegrationStatus.NEEDS_REAUTH)

@@ -8,11 +8,14 @@ from datetime import datetime
 
 from arq.connections import ArqRedis
 from arq.constants import default_queue_name, job_key_prefix
-from arq.jobs import serialize_job
+from arq.jobs import Serializer, serialize_job
 from arq.utils import timestamp_ms, to_unix_ms
+from redis.asyncio.client import Pipeline
 
 SEND_TASK = "send_delivery"
+SEND_BATCH_TASK = "send_deliveries"
 JOB_EXPIRY_MS = 7 * 24 * 3600 * 1000
+BATCH_SIZE = 50  # deliveries per batch job; a bigger fan-out becomes several jobs
 
 
 @dataclass(frozen=True)
@@ -27,23 +30,53 @@ def job_id(send: QueuedSend) -> str:
     return f"{send.delivery_id}.{send.attempt}"
 
 
-async def enqueue_sends(redis: ArqRedis, sends: Iterable[QueuedSend]) -> int:
-    """Writes the jobs the way `ArqRedis.enqueue_job` does, pipelined.
+def batch_job_id(sends: list[QueuedSend]) -> str:
+    return f"{job_id(sends[0])}+{len(sends)}"
+
+
+def _batches(sends: list[QueuedSend]) -> list[list[QueuedSend]]:
+    """Sends that can share one job: same trigger and run time, at most BATCH_SIZE each."""
+    groups: dict[tuple[str, datetime | None], list[QueuedSend]] = {}
+    for send in sends:
+        groups.setdefault((send.trigger, send.run_at), []).append(send)
+    return [group[i:i + BATCH_SIZE] for group in groups.values() for i in range(0, len(group), BATCH_SIZE)]
+
+
+def add_sends(pipe: Pipeline, sends: Iterable[QueuedSend], *, serializer: Serializer | None = None,
+              batch: bool = False) -> int:
+    """Adds the job writes to `pipe` the way `ArqRedis.enqueue_job` writes a job; returns the deliveries queued.
 
     Re-queueing the same attempt rewrites the same job id, so the sweeper can
     re-queue without creating a second job; the database claim stops double sends.
+
+    With `batch` (a fresh fan-out), several deliveries share one `send_deliveries` job, so
+    the worker claims, loads and records them together. A delivery alone keeps its own
+    per-attempt job.
     """
     now = timestamp_ms()
     count = 0
+    groups = _batches(list(sends)) if batch else [[send] for send in sends]
+    for group in groups:
+        first = group[0]
+        score = to_unix_ms(first.run_at) if first.run_at else now
+        if len(group) == 1:
+            identifier = job_id(first)
+            payload = serialize_job(SEND_TASK, (first.delivery_id, first.trigger), {}, None, now,
+                                    serializer=serializer)
+        else:
+            identifier = batch_job_id(group)
+            payload = serialize_job(SEND_BATCH_TASK, ([s.delivery_id for s in group], first.trigger), {},
+                                    None, now, serializer=serializer)
+        pipe.psetex(job_key_prefix + identifier, max(score - now, 0) + JOB_EXPIRY_MS, payload)
+        pipe.zadd(default_queue_name, {identifier: score})
+        count += len(group)
+    return count
+
+
+async def enqueue_sends(redis: ArqRedis, sends: Iterable[QueuedSend], *, batch: bool = False) -> int:
+    """Queues the sends in one Redis round trip (see `add_sends`); returns the deliveries queued."""
     async with redis.pipeline(transaction=False) as pipe:
-        for send in sends:
-            score = to_unix_ms(send.run_at) if send.run_at else now
-            payload = serialize_job(SEND_TASK, (send.delivery_id, send.trigger), {}, None, now,
-                                    serializer=redis.job_serializer)
-            identifier = job_id(send)
-            pipe.psetex(job_key_prefix + identifier, max(score - now, 0) + JOB_EXPIRY_MS, payload)
-            pipe.zadd(default_queue_name, {identifier: score})
-            count += 1
+        count = add_sends(pipe, sends, serializer=redis.job_serializer, batch=batch)
         if count:
             await pipe.execute()
     return count

@@ -1,23 +1,38 @@
-"""Making one attempt at a delivery and recording what happened."""
+"""Making attempts at deliveries and recording what happened.
+
+One delivery or many at once: a batch (the deliveries one event fanned out to, or those
+of several jobs a worker started together, see `batching`) is claimed with one UPDATE,
+loaded with one SELECT, sent concurrently over the shared session, and recorded with one
+INSERT of attempts and one UPDATE of deliveries per wave of sends that finish together,
+with the status updates for dashboards in one Redis round trip.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
 
-from app.delivery import backoff, health, updates
+from app.delivery import backoff, batch_sql, health, updates
 from app.delivery.exchange import HttpExchange, describe_error, request_record, response_record
 from app.delivery.queue import QueuedSend, enqueue_sends
 from app.delivery.runtime import Runtime
 from app.integrations.base import DeliveryContext, Outcome
 from app.integrations.registry import get_kind
 from app.models import Delivery, DeliveryAttempt, DeliveryStatus, Integration, IntegrationStatus
-from app.secrets_box import decrypt_json, encrypt_json
+from app.secrets_box import decrypt_json_cached, encrypt_json
 
 HOLD_STATUSES = (IntegrationStatus.DISABLED, IntegrationStatus.NEEDS_REAUTH)
+RECORDED_FIELDS = (
+    "status", "attempt_count", "next_attempt_at", "locked_until", "response_code", "duration_ms",
+    "last_error", "request", "response", "delivered_at", "updated_at",
+)
+# Sends of one batch that finish within this many seconds of each other are recorded together;
+# a slow target never holds back the record of its fast siblings for longer than this.
+RECORD_WINDOW = 0.005
 
 
 @dataclass
@@ -27,28 +42,35 @@ class AttemptResult:
     outcome: Outcome | None
 
 
+@dataclass
+class _Sent:
+    delivery: Delivery
+    exchange: HttpExchange
+    outcome: Outcome
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def claim(delivery_id: str, runtime: Runtime, *, force: bool = False) -> bool:
-    """Atomically moves a due delivery to SENDING, so two workers never send it at once.
+def _lease(now: datetime, runtime: Runtime) -> datetime:
+    return now + timedelta(seconds=max(runtime.settings.send_lease_seconds, runtime.settings.request_timeout))
 
-    A plain conditional UPDATE works the same on SQLite and PostgreSQL. A SENDING row
-    whose lease ran out (its worker died mid-send) can be claimed again.
+
+async def claim(delivery_id: str, runtime: Runtime, *, force: bool = False) -> bool:
+    """Atomically moves a due delivery to SENDING, so two workers never send it at once."""
+    return bool(await claim_many([delivery_id], runtime, force=force))
+
+
+async def claim_many(delivery_ids: Sequence[str], runtime: Runtime, *, force: bool = False) -> list[str]:
+    """Atomically moves the due deliveries among `delivery_ids` to SENDING; returns the ids now owned.
+
+    One conditional UPDATE works the same on SQLite and PostgreSQL. A SENDING row whose
+    lease ran out (its worker died mid-send) can be claimed again. `force` (tests sent
+    from the API) claims any unfinished delivery, due or not.
     """
     now = _now()
-    due = Q(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING]) & (
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + timedelta(seconds=1))
-    )
-    if force:
-        due = Q(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.FAILED])
-    stale = Q(status=DeliveryStatus.SENDING) & Q(locked_until__lt=now)
-    lease = now + timedelta(seconds=max(runtime.settings.send_lease_seconds, runtime.settings.request_timeout))
-    changed = await Delivery.filter(Q(id=delivery_id) & (due | stale)).update(
-        status=DeliveryStatus.SENDING, locked_until=lease, updated_at=now
-    )
-    return changed == 1
+    return await batch_sql.claim(delivery_ids, now, _lease(now, runtime), now + timedelta(seconds=1), force)
 
 
 def _context(delivery: Delivery, integration: Integration, runtime: Runtime) -> DeliveryContext:
@@ -60,7 +82,7 @@ def _context(delivery: Delivery, integration: Integration, runtime: Runtime) -> 
         timestamp=_now(),
         is_test=delivery.is_test,
         config=dict(integration.config or {}),
-        secrets=decrypt_json(integration.secrets_encrypted),
+        secrets=decrypt_json_cached(integration.secrets_encrypted),
         workspace_slug=delivery.workspace.slug,
         integration_name=integration.name,
         form_slug=delivery.form.slug if delivery.form_id and delivery.form else None,
@@ -68,25 +90,58 @@ def _context(delivery: Delivery, integration: Integration, runtime: Runtime) -> 
     )
 
 
+def _form_slug(delivery: Delivery) -> str | None:
+    return delivery.form.slug if delivery.form_id and delivery.form else None
+
+
 async def attempt_delivery(delivery_id: str, runtime: Runtime, trigger: str = "automatic") -> AttemptResult | None:
     """Claims, sends and records one attempt. Returns None when the delivery was not due."""
-    if not await claim(delivery_id, runtime, force=trigger == "test"):
-        return None
-    delivery = await Delivery.get(id=delivery_id).select_related("event", "integration", "workspace", "form")
+    results = await attempt_deliveries([delivery_id], runtime, trigger)
+    return results[0] if results else None
+
+
+async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime,
+                             trigger: str = "automatic") -> list[AttemptResult]:
+    """Claims, sends and records one attempt for each delivery that is due; the others are skipped."""
+    claimed = await claim_many(list(dict.fromkeys(delivery_ids)), runtime, force=trigger == "test")
+    if not claimed:
+        return []
+    deliveries = await batch_sql.load_for_send(claimed)
+    await updates.publish(runtime.redis, [updates.encode_update(d, None, _form_slug(d)) for d in deliveries])
+
+    results: list[AttemptResult] = []
+    sendable: list[Delivery] = []
+    for delivery in deliveries:
+        integration = delivery.integration
+        if not integration.enabled and trigger != "test":
+            results.append(await _finish_without_send(
+                delivery, runtime, DeliveryStatus.FAILED, "the integration was switched off before this was sent"))
+        elif integration.status in HOLD_STATUSES and trigger != "test":
+            results.append(await _finish_without_send(
+                delivery, runtime, DeliveryStatus.HELD, f"held while the integration is {integration.status.value}"))
+        else:
+            sendable.append(delivery)
+
+    networks = runtime.settings.networks  # parsed from the setting on each access: once per batch
+    pending = {asyncio.ensure_future(_send(d, runtime, networks)) for d in sendable}
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if pending:  # siblings finishing at about the same moment share the writes
+                more, pending = await asyncio.wait(pending, timeout=RECORD_WINDOW)
+                done |= more
+            results.extend(await _record_all([t.result() for t in done], trigger, runtime))
+    finally:
+        for task in pending:  # cancelled (worker shutdown): the lease brings these back later
+            task.cancel()
+    return results
+
+
+async def _send(delivery: Delivery, runtime: Runtime, networks: Sequence) -> _Sent:
     integration = delivery.integration
-    form_slug = delivery.form.slug if delivery.form else None
-    await updates.publish(runtime.redis, [updates.encode_update(delivery, None, form_slug)])
-
-    if not integration.enabled and trigger != "test":
-        return await _finish_without_send(delivery, runtime, DeliveryStatus.FAILED,
-                                          "the integration was switched off before this was sent", form_slug)
-    if integration.status in HOLD_STATUSES and trigger != "test":
-        return await _finish_without_send(delivery, runtime, DeliveryStatus.HELD,
-                                          f"held while the integration is {integration.status.value}", form_slug)
-
     kind = get_kind(integration.type)
     ctx = _context(delivery, integration, runtime)
-    exchange = HttpExchange(runtime.session, runtime.settings.networks, runtime.settings.request_timeout)
+    exchange = HttpExchange(runtime.session, networks, runtime.settings.request_timeout)
     outcome: Outcome
     try:
         outcome = await kind.deliver(ctx, exchange)
@@ -99,18 +154,18 @@ async def attempt_delivery(delivery_id: str, runtime: Runtime, trigger: str = "a
     if ctx.secrets_changed:
         integration.secrets_encrypted = encrypt_json(ctx.secrets)
         await Integration.filter(id=integration.id).update(secrets_encrypted=integration.secrets_encrypted)
-    return await _record(delivery, integration, exchange, outcome, trigger, runtime, form_slug)
+    return _Sent(delivery, exchange, outcome)
 
 
 async def _finish_without_send(
-    delivery: Delivery, runtime: Runtime, status: DeliveryStatus, reason: str, form_slug: str | None
+    delivery: Delivery, runtime: Runtime, status: DeliveryStatus, reason: str
 ) -> AttemptResult:
     delivery.status = status
     delivery.last_error = reason
     delivery.locked_until = None
     delivery.next_attempt_at = None
     await delivery.save(update_fields=["status", "last_error", "locked_until", "next_attempt_at", "updated_at"])
-    await updates.publish(runtime.redis, [updates.encode_update(delivery, None, form_slug)])
+    await updates.publish(runtime.redis, [updates.encode_update(delivery, None, _form_slug(delivery))])
     return AttemptResult(delivery=delivery, attempt=None, outcome=None)
 
 
@@ -124,16 +179,9 @@ def _retry_delay(delivery: Delivery, outcome: Outcome, status_code: int | None, 
     return delay
 
 
-async def _record(
-    delivery: Delivery,
-    integration: Integration,
-    exchange: HttpExchange,
-    outcome: Outcome,
-    trigger: str,
-    runtime: Runtime,
-    form_slug: str | None,
-) -> AttemptResult:
-    now = _now()
+def _apply(sent: _Sent, trigger: str, runtime: Runtime, now: datetime) -> tuple[DeliveryAttempt, QueuedSend | None]:
+    """Sets the attempt's outcome on the delivery in memory; returns the attempt row and any retry job."""
+    delivery, exchange, outcome = sent.delivery, sent.exchange, sent.outcome
     main = exchange.records[-1] if exchange.records else None
     delivery.attempt_count += 1
     attempt = DeliveryAttempt(
@@ -146,15 +194,15 @@ async def _record(
         response_body=main.body.decode("utf-8", "replace") if main and main.status is not None else None,
         duration_ms=sum(r.duration_ms for r in exchange.records),
         error=None if outcome.success else outcome.error,
+        created_at=now,
     )
-    await attempt.save()
-
     delivery.request = request_record(main.request) if main else delivery.request
     delivery.response = response_record(main) if main else None
     delivery.response_code = attempt.response_code
     delivery.duration_ms = attempt.duration_ms
     delivery.last_error = attempt.error
     delivery.locked_until = None
+    delivery.updated_at = now
     follow_up: QueuedSend | None = None
     if outcome.success:
         delivery.status = DeliveryStatus.SUCCEEDED
@@ -174,14 +222,31 @@ async def _record(
             delivery.status = DeliveryStatus.RETRYING
             delivery.next_attempt_at = now + timedelta(seconds=delay)
             follow_up = QueuedSend(delivery.id, delivery.attempt_count + 1, "automatic", delivery.next_attempt_at)
-    await delivery.save(update_fields=[
-        "status", "attempt_count", "next_attempt_at", "locked_until", "response_code", "duration_ms",
-        "last_error", "request", "response", "delivered_at", "updated_at",
+    return attempt, follow_up
+
+
+async def _record_all(batch: list[_Sent], trigger: str, runtime: Runtime) -> list[AttemptResult]:
+    """Writes the attempts and the deliveries' new state: two statements however many were sent."""
+    now = _now()
+    applied = [_apply(sent, trigger, runtime, now) for sent in batch]
+    attempts = [attempt for attempt, _ in applied]
+    if len(batch) == 1:
+        await attempts[0].save()
+        await batch[0].delivery.save(update_fields=list(RECORDED_FIELDS))
+    else:
+        async with in_transaction() as connection:  # one commit for the attempts and the new states
+            await DeliveryAttempt.bulk_create(attempts, using_db=connection)
+            await batch_sql.save_many([sent.delivery for sent in batch], RECORDED_FIELDS, connection)
+    follow_ups = [f for _, f in applied if f is not None]
+    if follow_ups and runtime.redis is not None:
+        await enqueue_sends(runtime.redis, follow_ups)
+    await updates.publish(runtime.redis, [
+        updates.encode_update(sent.delivery, attempt, _form_slug(sent.delivery))
+        for sent, attempt in zip(batch, attempts, strict=True)
     ])
-    messages = [updates.encode_update(delivery, attempt, form_slug)]
-    if follow_up and runtime.redis is not None:
-        await enqueue_sends(runtime.redis, [follow_up])
-    await updates.publish(runtime.redis, messages)
-    if not delivery.is_test:
-        await health.after_attempt(integration, delivery, outcome, runtime)
-    return AttemptResult(delivery=delivery, attempt=attempt, outcome=outcome)
+    results = []
+    for sent, attempt in zip(batch, attempts, strict=True):
+        if not sent.delivery.is_test:
+            await health.after_attempt(sent.delivery.integration, sent.delivery, sent.outcome, runtime)
+        results.append(AttemptResult(delivery=sent.delivery, attempt=attempt, outcome=sent.outcome))
+    return results

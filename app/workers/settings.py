@@ -7,8 +7,9 @@ from arq.worker import Worker, func
 
 from app.config import Settings
 from app.db import close_db, init_db
+from app.delivery.batching import SendCoalescer
 from app.delivery.runtime import Runtime, open_runtime, redis_settings, set_runtime
-from app.workers.tasks import purge_old, send_delivery, sweep_due
+from app.workers.tasks import purge_old, send_deliveries, send_delivery, sweep_due
 
 
 def _sweep_seconds(settings: Settings) -> set[int]:
@@ -23,11 +24,12 @@ def build_worker(settings: Settings, redis_url: str, runtime: Runtime | None = N
     async def startup(ctx: dict) -> None:
         if runtime is not None:
             ctx["runtime"] = runtime
-            return
-        await init_db(settings)
-        ctx["runtime"] = await open_runtime(settings, redis_url)
-        ctx["owns_runtime"] = True
-        set_runtime(ctx["runtime"])
+        else:
+            await init_db(settings)
+            ctx["runtime"] = await open_runtime(settings, redis_url)
+            ctx["owns_runtime"] = True
+            set_runtime(ctx["runtime"])
+        ctx["sends"] = SendCoalescer(ctx["runtime"])
 
     async def shutdown(ctx: dict) -> None:
         if ctx.get("owns_runtime"):
@@ -36,7 +38,10 @@ def build_worker(settings: Settings, redis_url: str, runtime: Runtime | None = N
 
     job_timeout = int(settings.request_timeout * 6 + 30)
     return Worker(
-        functions=[func(send_delivery, name="send_delivery", timeout=job_timeout, max_tries=5)],
+        functions=[
+            func(send_delivery, name="send_delivery", timeout=job_timeout, max_tries=5),
+            func(send_deliveries, name="send_deliveries", timeout=job_timeout, max_tries=5),
+        ],
         cron_jobs=[
             cron(sweep_due, name="sweep_due", second=_sweep_seconds(settings), run_at_startup=True, unique=True),
             cron(purge_old, name="purge_old", minute=7, second=0, unique=True),
@@ -48,6 +53,6 @@ def build_worker(settings: Settings, redis_url: str, runtime: Runtime | None = N
         burst=burst,
         max_jobs=settings.worker_concurrency,
         keep_result=0,
-        poll_delay=0.05,
+        poll_delay=0.02,  # how soon an idle worker sees a new job; each poll is one Redis round trip
         job_completion_wait=0,
     )

@@ -217,3 +217,36 @@ async def test_delivery_log_filters(account, receiver):
     assert newest_first == ["post.updated", "session.completed", "post.created"]
     future = (await log({"from": "2999-01-01T00:00:00Z"}))
     assert future["totalCount"] == 0
+
+
+async def test_fan_out_is_sent_and_recorded_per_delivery(account, receiver):
+    """One event to several webhooks travels as one batch job; each delivery keeps its own outcome."""
+    ok = [receiver.script(f"/fan-{n}", (200, {}, f"ok {n}".encode())) for n in range(3)]
+    flaky = receiver.script("/fan-flaky", (500, {}, b"boom"), (200, {}, b"fine"))
+    slow = receiver.script("/fan-slow", "hang", (200, {}, b"late"))
+    secrets = {}
+    for url in [*ok, flaky, slow]:
+        iid, secret = await connect_webhook(account, url)
+        secrets[url.rsplit("/", 1)[1]] = secret
+    deliveries = (await publish(account, payload={"fan": True}))["deliveries"]
+    assert len(deliveries) == 5 and len({d["id"] for d in deliveries}) == 5
+    by_path = {}
+    for n in range(3):
+        [got] = await receiver.wait_for(f"/fan-{n}", 1)
+        Webhook(secrets[f"fan-{n}"]).verify(got.body, got.headers)
+        by_path[f"/fan-{n}"] = got.headers["webhook-id"]
+    # The hanging target does not hold back the record of its siblings.
+    for path in ("/fan-0", "/fan-1", "/fan-2"):
+        done = await settled(by_path[path], ("SUCCEEDED",), timeout=1.5)
+        assert done.response_code == 200 and done.response["body"] == f"ok {path[-1]}"
+        [attempt] = await DeliveryAttempt.filter(delivery_id=done.id)
+        assert attempt.number == 1 and attempt.response_code == 200 and attempt.response_body == f"ok {path[-1]}"
+    first, second = await receiver.wait_for("/fan-flaky", 2)
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    flaky_done = await settled(first.headers["webhook-id"], ("SUCCEEDED",))
+    attempts = await DeliveryAttempt.filter(delivery_id=flaky_done.id).order_by("number")
+    assert [(a.number, a.response_code) for a in attempts] == [(1, 500), (2, 200)]
+    slow_id = (await receiver.wait_for("/fan-slow", 1))[0].headers["webhook-id"]
+    slow_done = await settled(slow_id, ("SUCCEEDED",), timeout=20)
+    assert slow_done.attempt_count == 2
+    assert "timed out" in (await DeliveryAttempt.get(delivery_id=slow_id, number=1)).error

@@ -1,0 +1,90 @@
+"""The worker's send coalescer: jobs that start together share one batch, each gets its own results."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from app.delivery import batching
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Replaces the real send with one that records its batches and answers after a short while."""
+    seen: list[tuple[list[str], str]] = []
+
+    async def attempt_deliveries(ids, runtime, trigger="automatic"):
+        seen.append((list(ids), trigger))
+        await asyncio.sleep(0.02)
+        if "boom" in ids:
+            raise RuntimeError("database down")
+        return [SimpleNamespace(delivery=SimpleNamespace(id=i)) for i in ids if not i.startswith("skip")]
+
+    monkeypatch.setattr(batching.sender, "attempt_deliveries", attempt_deliveries)
+    return seen
+
+
+def ids_of(results) -> list[str]:
+    return [r.delivery.id for r in results]
+
+
+async def test_a_lone_job_goes_at_once(calls):
+    coalescer = batching.SendCoalescer(runtime=None, window=10)
+    assert ids_of(await asyncio.wait_for(coalescer.attempt(["a", "b"]), 1)) == ["a", "b"]
+    assert calls == [(["a", "b"], "automatic")]
+
+
+async def test_jobs_starting_while_a_batch_runs_share_the_next_one(calls):
+    coalescer = batching.SendCoalescer(runtime=None, window=0.005)
+    first = asyncio.ensure_future(coalescer.attempt(["a"]))
+    await asyncio.sleep(0)
+    later = [asyncio.ensure_future(coalescer.attempt(group)) for group in (["b", "c"], ["skip-d"], ["e"])]
+    results = await asyncio.gather(first, *later)
+    assert [ids_of(r) for r in results] == [["a"], ["b", "c"], [], ["e"]]
+    assert calls == [(["a"], "automatic"), (["b", "c", "skip-d", "e"], "automatic")]
+
+
+async def test_triggers_are_never_mixed_and_tests_never_wait(calls):
+    coalescer = batching.SendCoalescer(runtime=None, window=0.005)
+    first = asyncio.ensure_future(coalescer.attempt(["a"]))
+    await asyncio.sleep(0)
+    manual = asyncio.ensure_future(coalescer.attempt(["m"], "manual"))
+    automatic = asyncio.ensure_future(coalescer.attempt(["b"]))
+    test = await coalescer.attempt(["t"], "test")
+    await asyncio.gather(first, manual, automatic)
+    assert ids_of(test) == ["t"]
+    assert sorted(calls) == sorted([(["a"], "automatic"), (["t"], "test"), (["m"], "manual"),
+                                    (["b"], "automatic")])
+
+
+async def test_a_failed_batch_fails_each_of_its_jobs_and_a_cancelled_job_not_its_neighbours(calls):
+    coalescer = batching.SendCoalescer(runtime=None, window=0.005)
+    first = asyncio.ensure_future(coalescer.attempt(["a"]))
+    await asyncio.sleep(0)
+    doomed = [asyncio.ensure_future(coalescer.attempt(group)) for group in (["boom"], ["x"])]
+    for job in doomed:
+        with pytest.raises(RuntimeError, match="database down"):
+            await job
+    await first
+
+    first = asyncio.ensure_future(coalescer.attempt(["a2"]))
+    await asyncio.sleep(0)
+    cancelled = asyncio.ensure_future(coalescer.attempt(["c"]))
+    kept = asyncio.ensure_future(coalescer.attempt(["k"]))
+    await asyncio.sleep(0.001)
+    cancelled.cancel()
+    assert ids_of(await kept) == ["k"]
+    await first
+    # The cancelled job's delivery still goes with the batch; arq's re-run of the job finds it claimed.
+    assert calls[-1] == (["c", "k"], "automatic")
+
+
+async def test_a_full_batch_does_not_wait_for_the_window(calls):
+    coalescer = batching.SendCoalescer(runtime=None, window=10, max_batch=3)
+    first = asyncio.ensure_future(coalescer.attempt(["a"]))
+    await asyncio.sleep(0)
+    full = [asyncio.ensure_future(coalescer.attempt(group)) for group in (["b"], ["c", "d"])]
+    await asyncio.wait_for(asyncio.gather(first, *full), 1)
+    assert calls == [(["a"], "automatic"), (["b", "c", "d"], "automatic")]
