@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-postgres schema schema-check lint bench clean
+.PHONY: run test test-postgres schema schema-check lint bench bench-throughput clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/subscribers.py
+
+# Delivery throughput and latency on the machine's PostgreSQL and Redis (see bench/throughput.py).
+bench-throughput: $(STAMP)
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) data
