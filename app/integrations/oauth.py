@@ -7,6 +7,7 @@ HubSpot, Pipedrive or Google Sheets delivery makes its calls.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -47,6 +48,7 @@ class OAuthError(Exception):
         self.message = message
         self.status = status
         self.code = code
+        self.headers: dict[str, str] = {}  # of the token endpoint's answer, when there was one
 
 
 class OAuthStateError(ValueError):
@@ -507,14 +509,11 @@ class TokenCaller:
                     retryable=False,
                 )
             )
-        status, headers, body = await self.exchange.send(refresh_request(self.provider, self.tokens.refresh_token))
         self.refreshed = True
         try:
-            self.tokens = parse_token_response(
-                status, body, previous_refresh=self.tokens.refresh_token, now=time.time()
-            )
+            self.tokens = await shared_refresh(self.exchange, self.provider, self.tokens.refresh_token)
         except OAuthError as exc:
-            raise StopDelivery(_refresh_failure(self.label, exc, headers)) from exc
+            raise StopDelivery(_refresh_failure(self.label, exc, exc.headers)) from exc
         self.ctx.secrets.update(self.tokens.to_secrets())
         self.ctx.secrets_changed = True
 
@@ -547,6 +546,35 @@ class TokenCaller:
             method=method, url=url, headers=headers, body=body, secret_headers=frozenset({"authorization"})
         )
         return Response(*await self.exchange.send(request))
+
+
+# Refreshes in flight or just done in this process, by (token URL, refresh token). Deliveries of one
+# integration often run together (a batch of events for a CRM): they share one refresh instead of
+# each spending the refresh token, which providers that rotate it would accept only once.
+_refreshes: dict[tuple[str, str], tuple[float, asyncio.Task]] = {}
+REFRESH_REUSE_SECONDS = 60.0
+
+
+async def shared_refresh(exchange: Exchange, provider: OAuthProvider, refresh_token: str) -> TokenSet:
+    now = time.monotonic()
+    for key, (started, _) in list(_refreshes.items()):
+        if now - started > REFRESH_REUSE_SECONDS:
+            del _refreshes[key]
+    key = (provider.token_url, refresh_token)
+    entry = _refreshes.get(key)
+    if entry is None or (entry[1].done() and entry[1].exception() is not None):
+        entry = _refreshes[key] = (now, asyncio.ensure_future(_refresh_call(exchange, provider, refresh_token)))
+    # The call is recorded in the log of the delivery that made it; a caller going away does not cancel it.
+    return await asyncio.shield(entry[1])
+
+
+async def _refresh_call(exchange: Exchange, provider: OAuthProvider, refresh_token: str) -> TokenSet:
+    status, headers, body = await exchange.send(refresh_request(provider, refresh_token))
+    try:
+        return parse_token_response(status, body, previous_refresh=refresh_token, now=time.time())
+    except OAuthError as exc:
+        exc.headers = headers
+        raise
 
 
 def _refresh_failure(label: str, exc: OAuthError, headers: dict[str, str]) -> Outcome:
