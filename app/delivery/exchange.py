@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from app.delivery.ssrf import SSRFError, check_literal_host
-from app.integrations.base import OutgoingRequest
+from app.integrations.base import MASK, OutgoingRequest
 
 MAX_RESPONSE_BODY = 64 * 1024
-MASK = "••••••"
 
 
 @dataclass
@@ -33,7 +32,7 @@ def masked_headers(request: OutgoingRequest) -> dict[str, str]:
 def request_record(request: OutgoingRequest) -> dict:
     return {
         "method": request.method,
-        "url": request.url,
+        "url": request.log_url,
         "headers": masked_headers(request),
         # Token-endpoint calls carry the client secret and tokens: they provide a masked copy.
         "body": getattr(request, "log_body", request.body).decode("utf-8", "replace"),
@@ -110,6 +109,8 @@ class HttpExchange:
                 rec.body = MASK.encode() if getattr(request, "mask_response_body", False) else body
         except BaseException as exc:
             rec.error = describe_error(exc, self.timeout)
+            if request.secret_url:  # some client errors quote the URL
+                rec.error = rec.error.replace(request.url, request.log_url)
             raise
         finally:
             rec.duration_ms = int((time.perf_counter() - started) * 1000)

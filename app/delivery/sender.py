@@ -188,7 +188,7 @@ def _apply(sent: _Sent, trigger: str, runtime: Runtime, now: datetime) -> tuple[
         delivery_id=delivery.id,
         number=delivery.attempt_count,
         trigger=trigger,
-        request_url=main.request.url if main else None,
+        request_url=main.request.log_url if main else None,
         response_code=main.status if main else None,
         response_headers=main.headers if main and main.status is not None else None,
         response_body=main.body.decode("utf-8", "replace") if main and main.status is not None else None,

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from app.config import Settings
 from app.delivery.backoff import RETRY_AFTER_STATUSES, parse_retry_after
@@ -53,6 +54,27 @@ class OutgoingRequest:
     # Header names whose values must be masked in the delivery log.
     secret_headers: frozenset[str] = frozenset()
     verify_ssl: bool = True
+    # The URL itself carries a credential (Slack and Discord webhooks): the log keeps a masked copy.
+    secret_url: bool = False
+
+    @property
+    def log_url(self) -> str:
+        return mask_url(self.url) if self.secret_url else self.url
+
+
+MASK = "••••••"
+
+
+def mask_url(url: str) -> str:
+    """`url` with its last path segment hidden but for a short tail, and its query hidden.
+
+    Chat webhook URLs end in their token (`/services/T…/B…/<token>`, `/webhooks/<id>/<token>`):
+    what is left tells people which webhook it is without letting anyone post to it.
+    """
+    parts = urlsplit(url)
+    head, _, last = parts.path.rpartition("/")
+    path = f"{head}/{MASK}{last[-4:] if len(last) >= 16 else ''}" if last else parts.path
+    return urlunsplit((parts.scheme, parts.netloc, path, MASK if parts.query else "", ""))
 
 
 @dataclass
@@ -93,6 +115,14 @@ class IntegrationKind:
     label: ClassVar[str]
     auth: ClassVar[str] = "none"  # none | signing_secret | oauth2
     config_fields: ClassVar[tuple[ConfigField, ...]] = ()
+    # config.url holds a credential (chat webhooks): queries show it masked, see public_config.
+    url_is_secret: ClassVar[bool] = False
+
+    def public_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The config as queries return it."""
+        if self.url_is_secret and isinstance(config.get("url"), str):
+            return {**config, "url": mask_url(config["url"])}
+        return config
 
     def validate(
         self, config: dict[str, Any], secrets: dict[str, Any], *, existing_secrets: dict[str, Any] | None,
@@ -177,7 +207,7 @@ def validate_headers(value: Any, path: str, blocked: frozenset[str]) -> tuple[di
 
 
 def json_post(url: str, payload: Any) -> OutgoingRequest:
-    """The plain JSON POST that chat webhooks (Slack, Discord) take."""
+    """The plain JSON POST that chat webhooks (Slack, Discord) take; their URL is their credential."""
     import orjson
 
     return OutgoingRequest(
@@ -185,4 +215,5 @@ def json_post(url: str, payload: Any) -> OutgoingRequest:
         url=url,
         body=orjson.dumps(payload),
         headers={"content-type": "application/json", "user-agent": "Hookyard/0.1"},
+        secret_url=True,
     )

@@ -65,6 +65,7 @@ class Budget:
 class DiscordKind(IntegrationKind):
     type = "DISCORD"
     label = "Discord"
+    url_is_secret = True
     config_fields = (
         ConfigField("url", "Webhook URL", "url", required=True, description="https://discord.com/api/webhooks/..."),
     )

@@ -34,6 +34,7 @@ ELLIPSIS = "…"
 class SlackKind(IntegrationKind):
     type = "SLACK"
     label = "Slack"
+    url_is_secret = True
     config_fields = (
         ConfigField(
             "url", "Incoming webhook URL", "url", required=True, description="https://hooks.slack.com/services/..."

@@ -15,7 +15,7 @@ from app.schema import loaders
 from app.schema.context import Info
 from app.schema.permissions import check_workspace, role_in
 from app.schema.relay import Connection, paginate
-from app.services.integrations import secret_names
+from app.services.integrations import public_config, secret_names
 
 IntegrationScope = strawberry.enum(models.IntegrationScope, name="IntegrationScope")
 IntegrationStatus = strawberry.enum(models.IntegrationStatus, name="IntegrationStatus")
@@ -164,7 +164,7 @@ class Integration(Node):
     @classmethod
     def of(cls, m: models.Integration) -> Integration:
         return cls(
-            id=m.id, type=IntegrationType(m.type), name=m.name, config=dict(m.config or {}), events=list(m.events),
+            id=m.id, type=IntegrationType(m.type), name=m.name, config=public_config(m), events=list(m.events),
             scope=m.scope, enabled=m.enabled, status=m.status, created_at=m.created_at, updated_at=m.updated_at,
             last_success_at=m.last_success_at, model=m,
         )

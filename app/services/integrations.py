@@ -68,16 +68,17 @@ async def connect(
     return integration, validated.generated_secret, []
 
 
-def public_config(integration: Integration) -> dict:
-    return dict(integration.config or {})
-
-
 def secret_names(integration: Integration) -> list[str]:
     """Which secrets are set, never their values."""
     stored = decrypt_json(integration.secrets_encrypted)
     names = [k for k in ("signing_secret", "access_token", "refresh_token") if stored.get(k)]
     names += [f"headers.{h}" for h in sorted((stored.get("headers") or {}).keys())]
     return names
+
+
+def public_config(integration: Integration) -> dict[str, Any]:
+    """The integration's config as queries show it: credentials in URLs masked."""
+    return get_kind(integration.type).public_config(dict(integration.config or {}))
 
 
 async def update(
@@ -105,6 +106,8 @@ async def update(
     validated = None
     if config is not None or secrets is not None:
         merged = {k: v for k, v in (integration.config or {}).items() if k != "header_names"}
+        if kind.url_is_secret and config_dict.get("url") == public_config(integration).get("url"):
+            config_dict.pop("url")  # the masked URL a query returned, sent back unchanged
         merged.update(config_dict)
         validated = kind.validate(
             merged, secrets_dict, existing_secrets=decrypt_json(integration.secrets_encrypted), settings=settings
