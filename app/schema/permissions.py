@@ -56,8 +56,14 @@ async def check_workspace(
 
 
 async def workspace_by_slug(info: Info, slug: str, **checks) -> Workspace:
-    principal(info)
-    return await check_workspace(info, await Workspace.get_or_none(slug=slug), **checks)
+    # One query for the workspace and the viewer's membership in it; check_workspace then finds
+    # the membership cached. Not a member reads the same as no such workspace.
+    viewer = principal(info)
+    member = await Membership.get_or_none(workspace__slug=slug, user_id=viewer.user.id).select_related("workspace")
+    if member is None:
+        raise NotFound("workspace not found")
+    info.context.memberships[member.workspace_id] = member
+    return await check_workspace(info, member.workspace, **checks)
 
 
 async def role_in(info: Info, workspace_id: str) -> Role | None:
