@@ -6,17 +6,12 @@ from typing import Any
 
 import orjson
 
-from app.config import Settings
 from app.integrations.base import (
     ConfigField,
     DeliveryContext,
-    IntegrationKind,
     Outcome,
-    OutgoingRequest,
-    Validated,
-    json_post,
 )
-from app.integrations.slack import flat_fields, header_retry_after, payload_title, payload_url, validate_url_only
+from app.integrations.slack import ChatWebhookKind, flat_fields, header_retry_after, payload_title, payload_url
 
 CONTENT_LIMIT = 2000
 TITLE_LIMIT = 256
@@ -62,19 +57,15 @@ class Budget:
         return out
 
 
-class DiscordKind(IntegrationKind):
+class DiscordKind(ChatWebhookKind):
     type = "DISCORD"
     label = "Discord"
-    url_is_secret = True
     config_fields = (
         ConfigField("url", "Webhook URL", "url", required=True, description="https://discord.com/api/webhooks/..."),
     )
 
-    def validate(self, config, secrets, *, existing_secrets, settings: Settings) -> Validated:
-        return validate_url_only(config, secrets, settings)
-
-    def build_request(self, ctx: DeliveryContext) -> OutgoingRequest:
-        return json_post(ctx.config["url"], message(ctx))
+    def build_message(self, ctx: DeliveryContext) -> dict[str, Any]:
+        return message(ctx)
 
     def read_response(self, status: int, headers: dict[str, str], body: bytes) -> Outcome:
         if 200 <= status < 300:

@@ -31,21 +31,32 @@ URL_LIMIT = 3000
 ELLIPSIS = "…"
 
 
-class SlackKind(IntegrationKind):
+class ChatWebhookKind(IntegrationKind):
+    """Slack and Discord: config `{url}`, a URL that is itself the credential, one JSON POST per event."""
+
+    url_is_secret = True
+
+    def validate(self, config, secrets, *, existing_secrets, settings: Settings) -> Validated:
+        return validate_url_only(config, secrets, settings)
+
+    def build_request(self, ctx: DeliveryContext) -> OutgoingRequest:
+        return json_post(ctx.config["url"], self.build_message(ctx))
+
+    def build_message(self, ctx: DeliveryContext) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class SlackKind(ChatWebhookKind):
     type = "SLACK"
     label = "Slack"
-    url_is_secret = True
     config_fields = (
         ConfigField(
             "url", "Incoming webhook URL", "url", required=True, description="https://hooks.slack.com/services/..."
         ),
     )
 
-    def validate(self, config, secrets, *, existing_secrets, settings: Settings) -> Validated:
-        return validate_url_only(config, secrets, settings)
-
-    def build_request(self, ctx: DeliveryContext) -> OutgoingRequest:
-        return json_post(ctx.config["url"], message(ctx))
+    def build_message(self, ctx: DeliveryContext) -> dict[str, Any]:
+        return message(ctx)
 
     def read_response(self, status: int, headers: dict[str, str], body: bytes) -> Outcome:
         if 200 <= status < 300:
