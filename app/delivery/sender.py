@@ -85,13 +85,9 @@ def _context(delivery: Delivery, integration: Integration, runtime: Runtime) -> 
         secrets=decrypt_json_cached(integration.secrets_encrypted),
         workspace_slug=delivery.workspace.slug,
         integration_name=integration.name,
-        form_slug=delivery.form.slug if delivery.form_id and delivery.form else None,
+        form_slug=updates.form_slug_of(delivery),
         settings=runtime.settings,
     )
-
-
-def _form_slug(delivery: Delivery) -> str | None:
-    return delivery.form.slug if delivery.form_id and delivery.form else None
 
 
 async def attempt_delivery(delivery_id: str, runtime: Runtime, trigger: str = "automatic") -> AttemptResult | None:
@@ -107,7 +103,7 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime,
     if not claimed:
         return []
     deliveries = await batch_sql.load_for_send(claimed)
-    await updates.publish(runtime.redis, [updates.encode_update(d, None, _form_slug(d)) for d in deliveries])
+    await updates.announce(runtime.redis, deliveries)
 
     results: list[AttemptResult] = []
     sendable: list[Delivery] = []
@@ -165,7 +161,7 @@ async def _finish_without_send(
     delivery.locked_until = None
     delivery.next_attempt_at = None
     await delivery.save(update_fields=["status", "last_error", "locked_until", "next_attempt_at", "updated_at"])
-    await updates.publish(runtime.redis, [updates.encode_update(delivery, None, _form_slug(delivery))])
+    await updates.announce(runtime.redis, [delivery])
     return AttemptResult(delivery=delivery, attempt=None, outcome=None)
 
 
@@ -241,7 +237,7 @@ async def _record_all(batch: list[_Sent], trigger: str, runtime: Runtime) -> lis
     if follow_ups and runtime.redis is not None:
         await enqueue_sends(runtime.redis, follow_ups)
     await updates.publish(runtime.redis, [
-        updates.encode_update(sent.delivery, attempt, _form_slug(sent.delivery))
+        updates.encode_update(sent.delivery, attempt, updates.form_slug_of(sent.delivery))
         for sent, attempt in zip(batch, attempts, strict=True)
     ])
     results = []

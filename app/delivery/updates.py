@@ -49,8 +49,11 @@ async def publish(redis: Redis | None, messages: list[bytes]) -> None:
         await pipe.execute()
 
 
+def form_slug_of(delivery: Delivery) -> str | None:
+    """The slug of a delivery fetched with its form (select_related("form"))."""
+    return delivery.form.slug if delivery.form_id and delivery.form else None
+
+
 async def announce(redis: Redis | None, deliveries: list[Delivery]) -> None:
-    """Publishes the current state of deliveries fetched with their form (select_related("form"))."""
-    await publish(redis, [
-        encode_update(d, None, d.form.slug if d.form_id and d.form else None) for d in deliveries
-    ])
+    """Publishes the current state of deliveries fetched with their form."""
+    await publish(redis, [encode_update(d, None, form_slug_of(d)) for d in deliveries])
