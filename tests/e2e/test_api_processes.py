@@ -20,11 +20,12 @@ import httpx
 import orjson
 import pytest
 from redis.asyncio import Redis
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
 from app.delivery.updates import CHANNEL
 from app.models import Workspace
+from tests.e2e.live_client import subscribe_raw
 from tests.worker.helpers import connect_webhook, publish
 
 QUERY = "subscription($ws: String!) { deliveryUpdates(workspace: $ws) { status delivery { id } } }"
@@ -93,17 +94,8 @@ async def api_processes(settings, server, tmp_path_factory):
                 process.kill()
 
 
-def _ws_url(url: str) -> str:
-    return url.replace("http://", "ws://", 1) + "/graphql"
-
-
 async def _subscribe(url: str, token: str, slug: str, origin: str | None = None) -> ClientConnection:
-    ws = await connect(_ws_url(url), subprotocols=["graphql-transport-ws"], origin=origin, open_timeout=10)
-    await ws.send(orjson.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}).decode())
-    assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
-    await ws.send(orjson.dumps({"id": "1", "type": "subscribe",
-                                "payload": {"query": QUERY, "variables": {"ws": slug}}}).decode())
-    return ws
+    return await subscribe_raw(url, token, QUERY, {"ws": slug}, origin=origin)
 
 
 async def _next_update(ws: ClientConnection, timeout: float = 15) -> dict:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from app.auth import hash_token
 from app.models import ApiToken, Workspace
 from app.realtime.broadcaster import get_broadcaster
 from tests.conftest import make_account
+from tests.e2e.live_client import subscribe_raw
 
 QUERY = "subscription($ws: String!) { deliveryUpdates(workspace: $ws) { status delivery { id } } }"
 REVOKE = "mutation($id: ID!) { apiTokenRevoke(input: {id: $id}) { revokedId errors { code } } }"
@@ -25,11 +25,7 @@ REMOVE = """mutation($ws: String!, $user: ID!) { memberRemove(input: {workspace:
 
 
 async def subscribe(server, token: str, slug: str) -> ClientConnection:
-    ws = await connect(server.url.replace("http://", "ws://", 1) + "/graphql", subprotocols=["graphql-transport-ws"])
-    await ws.send(orjson.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}).decode())
-    assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
-    await ws.send(orjson.dumps({"id": "1", "type": "subscribe",
-                                "payload": {"query": QUERY, "variables": {"ws": slug}}}).decode())
+    ws = await subscribe_raw(server.url, token, QUERY, {"ws": slug})
     workspace = await Workspace.get(slug=slug)
     for _ in range(200):
         if get_broadcaster().subscribers.get(workspace.id):

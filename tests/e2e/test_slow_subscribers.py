@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 from redis.asyncio import Redis
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from app.delivery.updates import CHANNEL
 from app.models import Workspace
 from app.realtime.broadcaster import get_broadcaster
+from tests.e2e.live_client import subscribe_raw
 
 QUERY = "subscription($ws: String!) { deliveryUpdates(workspace: $ws) { status delivery { id request } } }"
 UPDATES = 300
@@ -36,13 +37,8 @@ async def open_subscriber(server, token: str, slug: str, *, stalled: bool) -> Cl
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-    ws = await connect(f"ws://{host}:{port}/graphql", sock=sock, subprotocols=["graphql-transport-ws"],
-                       compression=None, max_queue=1 if stalled else None)
-    await ws.send(orjson.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}).decode())
-    assert orjson.loads(await ws.recv())["type"] == "connection_ack"
-    await ws.send(orjson.dumps({"id": "live", "type": "subscribe",
-                                "payload": {"query": QUERY, "variables": {"ws": slug}}}).decode())
-    return ws
+    return await subscribe_raw(server.url, token, QUERY, {"ws": slug}, sock=sock, compression=None,
+                               max_queue=1 if stalled else None)
 
 
 async def subscribers_of(workspace_id: str) -> list:
