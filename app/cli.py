@@ -7,18 +7,18 @@ import asyncio
 import logging
 import sys
 
-from app.config import Settings, get_settings
+from app.config import Settings
 
 
 def _migrate(settings: Settings) -> None:
-    from app.db import migrate
+    from app.models.database import migrate
 
     asyncio.run(migrate(settings))
 
 
 def _bootstrap(settings: Settings, email: str, slug: str, force_token: bool) -> str | None:
-    from app.bootstrap import bootstrap
-    from app.db import close_db, init_db
+    from app.services.bootstrap import bootstrap
+    from app.models.database import close_db, init_db
 
     async def run() -> str | None:
         await init_db(settings)
@@ -36,7 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from app.main import create_app
 
-    settings = get_settings()
+    settings = Settings()
     _migrate(settings)
     token = _bootstrap(settings, "owner@localhost", "default", False)
     url = f"http://{settings.host}:{settings.port}"
@@ -52,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_worker(args: argparse.Namespace) -> None:
     from app.workers.settings import build_worker
 
-    settings = get_settings()
+    settings = Settings()
     if not settings.redis_url:
         sys.exit("hookyard worker needs HOOKYARD_REDIS_URL (the embedded Redis lives inside `hookyard serve`)")
     try:  # the loop uvicorn picks for `serve`; arq takes whatever loop the policy makes
@@ -65,12 +65,12 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
-    _migrate(get_settings())
+    _migrate(Settings())
     print("migrations applied")
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> None:
-    settings = get_settings()
+    settings = Settings()
     _migrate(settings)
     token = _bootstrap(settings, args.email, args.workspace, args.new_token)
     print(token if token else "already set up (use --new-token for another token)")
@@ -83,7 +83,7 @@ def cmd_export_schema(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    level = getattr(logging, get_settings().log_level.upper(), logging.INFO)
+    level = getattr(logging, Settings().log_level.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="hookyard")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -3,15 +3,57 @@
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
+import math
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.delivery.backoff import parse_schedule
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-DEFAULT_SCHEDULE = "5,300,1800,7200,18000,36000,36000"  # seconds between attempts: 8 tries, ~27 h
+# Seconds between attempts after the 1st..7th failure: 8 attempts, about 27 hours in all.
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+def _items(value: Any) -> list[Any]:
+    """A comma-separated string (as environment variables hold lists) or a sequence, as a list."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return list(value)
+
+
+def parse_networks(value: Any) -> tuple[IPNetwork, ...]:
+    networks = []
+    for part in _items(value):
+        try:
+            networks.append(part if isinstance(part, IPNetwork) else ipaddress.ip_network(str(part), strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{part!r} is not a CIDR network such as 10.0.0.0/8") from exc
+    return tuple(networks)
+
+
+def parse_schedule(value: Any) -> tuple[float, ...]:
+    """Comma-separated non-negative seconds such as ``"1,5,30"``; blank gives the default."""
+    if isinstance(value, str):  # an empty entry ("1,,2") is a mistake, not something to skip
+        entries: list[Any] = [part.strip() for part in value.split(",")] if value.strip() else []
+    else:
+        entries = _items(value)
+    if not entries:
+        return DEFAULT_RETRY_SCHEDULE
+    delays = []
+    for position, entry in enumerate(entries, start=1):
+        try:
+            delay = float(entry)
+        except (TypeError, ValueError):
+            raise ValueError(f"retry schedule entry {position} ({entry!r}) is not a number of seconds") from None
+        if not math.isfinite(delay) or delay < 0:
+            raise ValueError(f"retry schedule entry {position} ({entry!r}) must be a finite, "
+                             "non-negative number of seconds")
+        delays.append(delay)
+    return tuple(delays)
 
 
 class Settings(BaseSettings):
@@ -24,9 +66,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None
-    allowed_networks: str = ""
+    # Lists are written comma-separated in the environment and parsed once, here.
+    allowed_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     enforce_plans: bool = True
-    retry_schedule: str = DEFAULT_SCHEDULE
+    retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
     retry_jitter: float = 0.2
     request_timeout: float = 10.0
     disable_after_seconds: float = 5 * 24 * 3600
@@ -39,7 +82,7 @@ class Settings(BaseSettings):
     max_query_depth: int = 12
     max_query_tokens: int = 2000
     max_aliases: int = 30
-    allowed_origins: str = ""
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
     # Live updates waiting for one WebSocket subscriber beyond what its socket holds; past that it is dropped.
     subscriber_buffer: int = 256
     # How long a dropped subscriber gets to receive its close frame before its connection is cut.
@@ -71,57 +114,21 @@ class Settings(BaseSettings):
 
     tortoise_modules: list[str] = Field(default_factory=lambda: ["app.models"])
 
-    @field_validator("allowed_networks")
+    @field_validator("allowed_networks", mode="before")
     @classmethod
-    def _networks_parse(cls, value: str) -> str:
-        for part in value.split(","):
-            part = part.strip()
-            if part:
-                try:
-                    ipaddress.ip_network(part, strict=False)
-                except ValueError as exc:
-                    raise ValueError(f"HOOKYARD_ALLOWED_NETWORKS: {part!r} is not a CIDR network") from exc
-        return value
+    def _networks(cls, value: Any) -> tuple[IPNetwork, ...]:
+        return parse_networks(value)
 
-    @field_validator("retry_schedule")
+    @field_validator("retry_schedule", mode="before")
     @classmethod
-    def _schedule_parse(cls, value: str) -> str:
-        parse_schedule(value)
-        return value
+    def _schedule(cls, value: Any) -> tuple[float, ...]:
+        return parse_schedule(value)
 
-    @property
-    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        return [
-            ipaddress.ip_network(p.strip(), strict=False) for p in self.allowed_networks.split(",") if p.strip()
-        ]
-
-    @property
-    def schedule(self) -> tuple[float, ...]:
-        return parse_schedule(self.retry_schedule)
-
-    @property
-    def origins(self) -> list[str]:
-        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> tuple[str, ...]:
+        return tuple(str(origin) for origin in _items(value))
 
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
-
-
-_override: Settings | None = None
-
-
-@lru_cache(maxsize=1)
-def _from_env() -> Settings:
-    return Settings()
-
-
-def get_settings() -> Settings:
-    return _override or _from_env()
-
-
-def set_settings(settings: Settings | None) -> None:
-    """Replace the process-wide settings (tests and the CLI use this)."""
-    global _override
-    _override = settings
-    _from_env.cache_clear()

@@ -20,17 +20,19 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from tortoise.contrib.starlette import RegisterTortoise
 
-from app.auth import authenticate
-from app.config import Settings, get_settings
-from app.db import tortoise_config
-from app.delivery.runtime import open_runtime, set_runtime
-from app.realtime.access_watch import AccessWatch, set_access_watch
-from app.realtime.broadcaster import Broadcaster, set_broadcaster
+from app.config import Settings
+from app.core.redis_embedded import EmbeddedRedis
+from app.core.secret_box import ensure_secret_key
+from app.delivery.runtime import open_runtime
+from app.delivery.unit import unit_of_work
+from app.models.database import tortoise_config
+from app.realtime.access_watch import AccessWatch
+from app.realtime.broadcaster import Broadcaster
 from app.realtime.connections import AbortableWebSockets
-from app.redis_embedded import EmbeddedRedis
 from app.schema import build_schema
-from app.schema.context import Context
-from app.secrets_box import ensure_secret_key
+from app.schema.context import Context, Live
+from app.services import oauth_connect
+from app.services.tokens import authenticate
 from app.workers.settings import build_worker
 
 log = logging.getLogger("hookyard")
@@ -49,7 +51,8 @@ class HookyardGraphQL(GraphQL):
         principal = None
         if request.scope["type"] == "http":
             principal = await authenticate(request.headers.get("authorization"))
-        return Context(request, response, principal)
+        state = request.app.state
+        return Context(request, response, principal, state.runtime, getattr(state, "live", None))
 
     async def on_ws_connect(self, context: Context):
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
@@ -70,26 +73,25 @@ async def dashboard(request: Request) -> Response:
 
 
 async def oauth_callback(request: Request) -> Response:
-    from app.delivery.runtime import get_runtime
-    from app.services.oauth_connect import finish
-
-    runtime = get_runtime()
-    done = await finish(runtime.redis, runtime.session, runtime.settings, request.path_params["type"],
-                        dict(request.query_params))
-    if done.redirect:
-        return RedirectResponse(done.redirect, status_code=302)
-    return PlainTextResponse(f"Could not connect: {done.error}", status_code=400)
+    runtime = request.app.state.runtime
+    finished = await oauth_connect.finish(runtime, request.path_params["type"], dict(request.query_params))
+    if finished.tokens is not None:
+        async with unit_of_work(runtime) as unit:
+            stored = await oauth_connect.store(unit, finished)
+        return RedirectResponse(stored.value, status_code=302)
+    if finished.redirect:
+        return RedirectResponse(finished.redirect, status_code=302)
+    return PlainTextResponse(f"Could not connect: {finished.error}", status_code=400)
 
 
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    settings = settings or get_settings()
+def create_app(settings: Settings) -> Starlette:
     ensure_secret_key(settings)
     graphql = HookyardGraphQL(build_schema(settings), graphql_ide="graphiql",
-                              allowed_origins=settings.origins)
+                              allowed_origins=settings.allowed_origins)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -100,15 +102,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             redis_url = embedded.url
         app.state.redis_url = redis_url
         async with RegisterTortoise(app, config=tortoise_config(settings)):
-            runtime = await open_runtime(settings, redis_url)
-            set_runtime(runtime)
+            runtime = app.state.runtime = await open_runtime(settings, redis_url)
             broadcaster = Broadcaster(redis_url, buffer=settings.subscriber_buffer,
                                       slow_grace=settings.slow_subscriber_grace_seconds)
             await broadcaster.start()
-            set_broadcaster(broadcaster)
             access_watch = AccessWatch(settings.live_access_check_seconds, settings.slow_subscriber_grace_seconds)
             await access_watch.start()
-            set_access_watch(access_watch)
+            app.state.live = Live(broadcaster, access_watch)
             worker_task = None
             if settings.run_worker_in_api:
                 worker = build_worker(settings, redis_url, runtime, handle_signals=False)
@@ -124,11 +124,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     with contextlib.suppress(Exception):
                         await app.state.worker.close()
                 await access_watch.stop()
-                set_access_watch(None)
                 await broadcaster.stop()
-                set_broadcaster(None)
                 await runtime.close()
-                set_runtime(None)
         if embedded:
             embedded.stop()
 

@@ -15,8 +15,9 @@ import httpx
 import pytest
 import uvicorn
 
-from app.config import Settings, set_settings
-from app.redis_embedded import EmbeddedRedis
+from app.config import Settings
+from app.core.redis_embedded import EmbeddedRedis
+from tests.secrets import TEST_SECRET_KEY
 
 
 def _free_port() -> int:
@@ -59,7 +60,7 @@ def make_settings(database_url: str, redis_url: str, data_dir: Path, **overrides
         database_url=database_url,
         redis_url=redis_url,
         data_dir=data_dir,
-        secret_key="test-secret-key-not-for-production",
+        secret_key=TEST_SECRET_KEY,
         allowed_networks="127.0.0.0/8,::1/128",
         retry_schedule="0.3,0.6",
         retry_jitter=0.0,
@@ -91,12 +92,10 @@ async def providers():
 async def settings(database_url, redis_url, tmp_path_factory, providers):
     oauth = {k: v for k, v in providers.settings().items() if k != "allowed_networks"}
     s = make_settings(database_url, redis_url, tmp_path_factory.mktemp("data"), **oauth)
-    set_settings(s)
-    from app.db import migrate
+    from app.models.database import migrate
 
     await migrate(s)
     yield s
-    set_settings(None)
 
 
 @dataclass
@@ -104,6 +103,14 @@ class Server:
     url: str
     settings: Settings
     app: object
+
+    @property
+    def runtime(self):
+        return self.app.state.runtime
+
+    @property
+    def broadcaster(self):
+        return self.app.state.live.broadcaster
 
 
 async def start_server(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task, Server]:
@@ -173,8 +180,8 @@ class Account:
 
 
 async def make_account(http, *, plan: str = "professional", abilities=None, email: str | None = None) -> Account:
-    from app.auth import ABILITIES, create_token
     from app.models import Plan, User
+    from app.services.tokens import ABILITIES, create_token
     from app.services.workspaces import create_workspace
 
     suffix = uuid.uuid4().hex[:8]

@@ -11,10 +11,12 @@ from redis.exceptions import RedisError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from app.core.errors import CommonErrorCode, FieldError
 from app.delivery import filters, logic, updates
+from app.delivery.health import SystemEvent
 from app.delivery.queue import QueuedSend, add_sends
 from app.delivery.runtime import Runtime
-from app.integrations.base import FieldError
+from app.delivery.unit import Unit
 from app.models import (
     Delivery,
     DeliveryStatus,
@@ -23,13 +25,11 @@ from app.models import (
     FormIntegration,
     Integration,
     IntegrationScope,
-    IntegrationStatus,
-    Workspace,
+    HOLDING_STATUSES,
 )
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_IDEMPOTENCY_KEY = 200
-HELD_STATUSES = (IntegrationStatus.DISABLED, IntegrationStatus.NEEDS_REAUTH)
 # What choosing recipients reads; not the config, secrets and names every publish would decode.
 RECIPIENT_FIELDS = ("id", "events", "scope", "status")
 
@@ -51,14 +51,14 @@ class Recipient:
 def validate_event(type_name: Any, payload: Any, idempotency_key: Any) -> list[FieldError]:
     errors = []
     if not isinstance(type_name, str) or not filters.is_valid_event_name(type_name):
-        errors.append(FieldError("type", "must be an event name like 'session.completed'", "INVALID"))
+        errors.append(FieldError("type", "must be an event name like 'session.completed'", CommonErrorCode.INVALID))
     if not isinstance(payload, dict):
-        errors.append(FieldError("payload", "must be a JSON object", "INVALID"))
+        errors.append(FieldError("payload", "must be a JSON object", CommonErrorCode.INVALID))
     elif len(orjson.dumps(payload)) > MAX_PAYLOAD_BYTES:
-        errors.append(FieldError("payload", f"is larger than {MAX_PAYLOAD_BYTES // 1024} KiB", "TOO_LONG"))
+        errors.append(FieldError("payload", f"is larger than {MAX_PAYLOAD_BYTES // 1024} KiB", CommonErrorCode.TOO_LONG))
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key
                                         or len(idempotency_key) > MAX_IDEMPOTENCY_KEY):
-        errors.append(FieldError("idempotencyKey", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters", "INVALID"))
+        errors.append(FieldError("idempotencyKey", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters", CommonErrorCode.INVALID))
     return errors
 
 
@@ -87,7 +87,7 @@ async def recipients(workspace_id: str, event_type: str, form: Form | None, payl
 
 
 def _new_delivery(event: Event, recipient: Recipient, now: datetime) -> Delivery:
-    held = recipient.integration.status in HELD_STATUSES
+    held = recipient.integration.status in HOLDING_STATUSES
     return Delivery(
         workspace_id=event.workspace_id,
         event_id=event.id,
@@ -103,55 +103,75 @@ def _new_delivery(event: Event, recipient: Recipient, now: datetime) -> Delivery
 
 
 async def publish_event(
-    workspace: Workspace,
+    unit: Unit,
+    workspace_id: str,
     type_name: str,
     payload: Any,
     *,
-    runtime: Runtime | None,
     form_slug: str | None = None,
     idempotency_key: str | None = None,
     exclude_integration_id: str | None = None,
 ) -> Published:
+    """Writes the event and a delivery per recipient in the unit's transaction; the jobs are queued,
+    and the PENDING updates announced, once it commits."""
     errors = validate_event(type_name, payload, idempotency_key)
     form = None
     if form_slug is not None:
-        form = await Form.get_or_none(workspace=workspace, slug=form_slug)
+        form = await Form.get_or_none(workspace_id=workspace_id, slug=form_slug)
         if form is None:
-            errors.append(FieldError("formSlug", f"no form {form_slug!r} in this workspace", "NOT_FOUND"))
+            errors.append(FieldError("formSlug", f"no form {form_slug!r} in this workspace", CommonErrorCode.NOT_FOUND))
     if errors:
         return Published(event=None, errors=errors)
-    if idempotency_key and (existing := await _existing(workspace, idempotency_key)):
+    if idempotency_key and (existing := await _existing(workspace_id, idempotency_key)):
         return existing
 
-    targets = await recipients(workspace.id, type_name, form, payload, exclude_integration_id)
+    targets = await recipients(workspace_id, type_name, form, payload, exclude_integration_id)
     now = datetime.now(UTC)
-    try:
-        async with in_transaction():
-            event = await Event.create(workspace=workspace, form=form, type=type_name, payload=payload,
-                                       idempotency_key=idempotency_key, created_at=now)
-            deliveries = [_new_delivery(event, r, now) for r in targets]
-            if deliveries:
-                await Delivery.bulk_create(deliveries)
-    except IntegrityError:
-        if idempotency_key and (existing := await _existing(workspace, idempotency_key)):
-            return existing
-        raise
-    await after_commit(deliveries, runtime, form_slug)
+    if idempotency_key:
+        try:
+            async with in_transaction():  # a savepoint: losing the race to the same key is not an error
+                event, deliveries = await _write(workspace_id, form, type_name, payload, idempotency_key, targets, now)
+        except IntegrityError:
+            if existing := await _existing(workspace_id, idempotency_key):
+                return existing
+            raise
+    else:
+        event, deliveries = await _write(workspace_id, form, type_name, payload, None, targets, now)
+    unit.after_commit(lambda: queue_new(deliveries, unit.runtime, form_slug))
     return Published(event=event, deliveries=deliveries, created=True)
 
 
-async def after_commit(deliveries: list[Delivery], runtime: Runtime | None, form_slug: str | None) -> None:
+async def publish_system_events(unit: Unit, events: list[SystemEvent]) -> None:
+    for event in events:
+        payload = dict(event.payload)
+        form_slug = None
+        if event.form_id:
+            form = await Form.get_or_none(id=event.form_id)
+            form_slug = payload["formSlug"] = form.slug if form else None
+        await publish_event(unit, event.workspace_id, event.type, payload, form_slug=form_slug,
+                            exclude_integration_id=event.exclude_integration_id)
+
+
+async def _write(workspace_id: str, form: Form | None, type_name: str, payload: Any, idempotency_key: str | None,
+                 targets: list[Recipient], now: datetime) -> tuple[Event, list[Delivery]]:
+    event = await Event.create(workspace_id=workspace_id, form=form, type=type_name, payload=payload,
+                               idempotency_key=idempotency_key, created_at=now)
+    deliveries = [_new_delivery(event, r, now) for r in targets]
+    if deliveries:
+        await Delivery.bulk_create(deliveries)
+    return event, deliveries
+
+
+async def queue_new(deliveries: list[Delivery], runtime: Runtime, form_slug: str | None) -> None:
     """Queues the new deliveries; if Redis is down the sweeper finds them in the database."""
-    if runtime is None or runtime.redis is None:
+    if runtime.redis is None or not deliveries:
         return
     pending = [d for d in deliveries if d.status == DeliveryStatus.PENDING]
-    if not deliveries:
-        return
     try:
         # One round trip, in order: PENDING goes out before the jobs, so no subscriber sees SENDING first.
         async with runtime.redis.pipeline(transaction=False) as pipe:
             for d in deliveries:
-                pipe.publish(updates.CHANNEL, updates.encode_update(d, None, form_slug))
+                pipe.publish(updates.CHANNEL, updates.DeliveryUpdate.of(d, None, form_slug).encode())
             add_sends(pipe, [QueuedSend(d.id, d.attempt_count + 1) for d in pending],
                       serializer=runtime.redis.job_serializer, batch=True)
             await pipe.execute()
@@ -159,8 +179,8 @@ async def after_commit(deliveries: list[Delivery], runtime: Runtime | None, form
         pass  # the database holds them; the sweeper re-queues when Redis is back
 
 
-async def _existing(workspace: Workspace, key: str) -> Published | None:
-    event = await Event.get_or_none(workspace=workspace, idempotency_key=key)
+async def _existing(workspace_id: str, key: str) -> Published | None:
+    event = await Event.get_or_none(workspace_id=workspace_id, idempotency_key=key)
     if event is None:
         return None
     deliveries = await Delivery.filter(event_id=event.id).order_by("id")

@@ -1,15 +1,19 @@
-"""What sending needs at run time: one shared HTTP session and the Redis connection."""
+"""What the engine needs at run time, one per process: settings, the shared HTTP session, Redis,
+the secret box, and the little state that lives as long as the process does."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import aiohttp
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from app.config import Settings
-from app.delivery.ssrf import make_connector
+from app.core.http import open_session
+from app.core.secret_box import SecretBox
 
 
 @dataclass
@@ -17,7 +21,12 @@ class Runtime:
     settings: Settings
     session: aiohttp.ClientSession
     redis: ArqRedis | None
+    box: SecretBox
     rng: random.Random = field(default_factory=random.Random)
+    # Integration id -> when this process last wrote a success for it (see health.after_attempt).
+    success_written: dict[str, datetime] = field(default_factory=dict)
+    # What plugins keep between deliveries in this process, by plugin (OAuth refreshes in flight).
+    plugin_state: dict[str, Any] = field(default_factory=dict)
 
     async def close(self) -> None:
         await self.session.close()
@@ -30,24 +39,6 @@ def redis_settings(url: str) -> RedisSettings:
 
 
 async def open_runtime(settings: Settings, redis_url: str | None) -> Runtime:
-    session = aiohttp.ClientSession(
-        connector=make_connector(settings.networks, limit=max(settings.worker_concurrency, 100), limit_per_host=100),
-        trust_env=False,
-        auto_decompress=True,
-    )
+    session = open_session(settings, limit=settings.worker_concurrency)
     redis = await create_pool(redis_settings(redis_url)) if redis_url else None
-    return Runtime(settings=settings, session=session, redis=redis)
-
-
-_current: Runtime | None = None
-
-
-def set_runtime(runtime: Runtime | None) -> None:
-    global _current
-    _current = runtime
-
-
-def get_runtime() -> Runtime:
-    if _current is None:
-        raise RuntimeError("the delivery runtime is not started")
-    return _current
+    return Runtime(settings=settings, session=session, redis=redis, box=SecretBox.from_settings(settings))

@@ -16,16 +16,16 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
-from app.delivery import backoff, batch_sql, health, updates
-from app.delivery.exchange import HttpExchange, describe_error, request_record, response_record
+from app.core import retry
+from app.core.http import HttpExchange, describe_error, request_record, response_record
+from app.delivery import batch_sql, fanout, health, updates
 from app.delivery.queue import QueuedSend, enqueue_sends
 from app.delivery.runtime import Runtime
+from app.delivery.unit import unit_of_work
 from app.integrations.base import DeliveryContext, Outcome
 from app.integrations.registry import get_kind
-from app.models import Delivery, DeliveryAttempt, DeliveryStatus, Integration, IntegrationStatus
-from app.secrets_box import decrypt_json_cached, encrypt_json
+from app.models import HOLDING_STATUSES, Delivery, DeliveryAttempt, DeliveryStatus, Integration
 
-HOLD_STATUSES = (IntegrationStatus.DISABLED, IntegrationStatus.NEEDS_REAUTH)
 RECORDED_FIELDS = (
     "status", "attempt_count", "next_attempt_at", "locked_until", "response_code", "duration_ms",
     "last_error", "request", "response", "delivered_at", "updated_at",
@@ -82,11 +82,12 @@ def _context(delivery: Delivery, integration: Integration, runtime: Runtime) -> 
         timestamp=_now(),
         is_test=delivery.is_test,
         config=dict(integration.config or {}),
-        secrets=decrypt_json_cached(integration.secrets_encrypted),
+        secrets=runtime.box.open_cached(integration.secrets_encrypted),
         workspace_slug=delivery.workspace.slug,
         integration_name=integration.name,
         form_slug=updates.form_slug_of(delivery),
         settings=runtime.settings,
+        shared=runtime.plugin_state,
     )
 
 
@@ -112,14 +113,13 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime,
         if not integration.enabled and trigger != "test":
             results.append(await _finish_without_send(
                 delivery, runtime, DeliveryStatus.FAILED, "the integration was switched off before this was sent"))
-        elif integration.status in HOLD_STATUSES and trigger != "test":
+        elif integration.status in HOLDING_STATUSES and trigger != "test":
             results.append(await _finish_without_send(
                 delivery, runtime, DeliveryStatus.HELD, f"held while the integration is {integration.status.value}"))
         else:
             sendable.append(delivery)
 
-    networks = runtime.settings.networks  # parsed from the setting on each access: once per batch
-    pending = {asyncio.ensure_future(_send(d, runtime, networks)) for d in sendable}
+    pending = {asyncio.ensure_future(_send(d, runtime)) for d in sendable}
     try:
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -133,11 +133,11 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime,
     return results
 
 
-async def _send(delivery: Delivery, runtime: Runtime, networks: Sequence) -> _Sent:
+async def _send(delivery: Delivery, runtime: Runtime) -> _Sent:
     integration = delivery.integration
     kind = get_kind(integration.type)
     ctx = _context(delivery, integration, runtime)
-    exchange = HttpExchange(runtime.session, networks, runtime.settings.request_timeout)
+    exchange = HttpExchange(runtime.session, runtime.settings.allowed_networks, runtime.settings.request_timeout)
     outcome: Outcome
     try:
         outcome = await kind.deliver(ctx, exchange)
@@ -148,7 +148,7 @@ async def _send(delivery: Delivery, runtime: Runtime, networks: Sequence) -> _Se
         outcome = Outcome(success=False, error=(last.error if last and last.error else
                                                 describe_error(exc, runtime.settings.request_timeout)))
     if ctx.secrets_changed:
-        integration.secrets_encrypted = encrypt_json(ctx.secrets)
+        integration.secrets_encrypted = runtime.box.seal(ctx.secrets)
         await Integration.filter(id=integration.id).update(secrets_encrypted=integration.secrets_encrypted)
     return _Sent(delivery, exchange, outcome)
 
@@ -166,12 +166,12 @@ async def _finish_without_send(
 
 
 def _retry_delay(delivery: Delivery, outcome: Outcome, status_code: int | None, runtime: Runtime) -> float | None:
-    delay = backoff.next_delay(delivery.attempt_count, runtime.settings.schedule,
+    delay = retry.next_delay(delivery.attempt_count, runtime.settings.retry_schedule,
                                jitter=runtime.settings.retry_jitter, rng=runtime.rng)
     if delay is None:
         return None
-    if outcome.retry_after is not None and (status_code in backoff.RETRY_AFTER_STATUSES or status_code is None):
-        return backoff.clamp_retry_after(outcome.retry_after)
+    if outcome.retry_after is not None and (status_code in retry.RETRY_AFTER_STATUSES or status_code is None):
+        return retry.clamp_retry_after(outcome.retry_after)
     return delay
 
 
@@ -237,12 +237,15 @@ async def _record_all(batch: list[_Sent], trigger: str, runtime: Runtime) -> lis
     if follow_ups and runtime.redis is not None:
         await enqueue_sends(runtime.redis, follow_ups)
     await updates.publish(runtime.redis, [
-        updates.encode_update(sent.delivery, attempt, updates.form_slug_of(sent.delivery))
+        updates.DeliveryUpdate.of(sent.delivery, attempt, updates.form_slug_of(sent.delivery))
         for sent, attempt in zip(batch, attempts, strict=True)
     ])
     results = []
     for sent, attempt in zip(batch, attempts, strict=True):
         if not sent.delivery.is_test:
-            await health.after_attempt(sent.delivery.integration, sent.delivery, sent.outcome, runtime)
+            events = await health.after_attempt(sent.delivery.integration, sent.delivery, sent.outcome, runtime)
+            if events:
+                async with unit_of_work(runtime) as unit:
+                    await fanout.publish_system_events(unit, events)
         results.append(AttemptResult(delivery=sent.delivery, attempt=attempt, outcome=sent.outcome))
     return results

@@ -1,52 +1,118 @@
-"""Delivery status changes, published on one Redis channel for every API process to fan out."""
+"""The live delivery update: one message type that the engine encodes and every API process decodes.
+
+Workers and the API publish a `DeliveryUpdate` on one Redis channel whenever a delivery changes
+state; each API process fans it out to its own WebSocket subscribers. The message carries the
+delivery's columns as `DeliveryState` (all but the ones named in `NOT_CARRIED`) and the attempt's
+as `AttemptState`; a unit test holds both against the models, so a new column is either carried
+or named here, never silently missing from live updates.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
-from app.models import Delivery, DeliveryAttempt
+from app.models import Delivery, DeliveryAttempt, DeliveryStatus
 
 CHANNEL = "hookyard:delivery-updates"
-
-_DELIVERY_FIELDS = (
-    "id", "workspace_id", "event_id", "integration_id", "form_id", "attachment_id", "event_type", "status",
-    "is_test", "attempt_count", "next_attempt_at", "response_code", "duration_ms", "last_error", "request",
-    "response", "created_at", "updated_at", "delivered_at",
-)
-_ATTEMPT_FIELDS = (
-    "id", "delivery_id", "number", "trigger", "request_url", "response_code", "response_headers",
-    "response_body", "duration_ms", "error", "created_at",
-)
+# Delivery columns live updates leave out: the send lease is the engine's own bookkeeping.
+NOT_CARRIED = frozenset({"locked_until"})
 
 
-def _snapshot(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
-    out = {}
-    for name in fields:
-        value = getattr(obj, name)
-        out[name] = value.value if hasattr(value, "value") else value
-    return out
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    id: str
+    workspace_id: str
+    event_id: str
+    integration_id: str
+    form_id: str | None
+    attachment_id: str | None
+    event_type: str
+    status: DeliveryStatus
+    is_test: bool
+    attempt_count: int
+    next_attempt_at: datetime | None
+    response_code: int | None
+    duration_ms: int | None
+    last_error: str | None
+    request: dict | None
+    response: dict | None
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
 
 
-def encode_update(delivery: Delivery, attempt: DeliveryAttempt | None, form_slug: str | None) -> bytes:
-    return orjson.dumps({
-        "delivery": _snapshot(delivery, _DELIVERY_FIELDS),
-        "attempt": _snapshot(attempt, _ATTEMPT_FIELDS) if attempt else None,
-        "form_slug": form_slug,
-        "at": datetime.now(UTC),
-    })
+@dataclass(frozen=True, slots=True)
+class AttemptState:
+    id: str
+    delivery_id: str
+    number: int
+    trigger: str
+    request_url: str | None
+    response_code: int | None
+    response_headers: dict | None
+    response_body: str | None
+    duration_ms: int | None
+    error: str | None
+    created_at: datetime
 
 
-async def publish(redis: Redis | None, messages: list[bytes]) -> None:
-    if redis is None or not messages:
-        return
-    async with redis.pipeline(transaction=False) as pipe:
-        for message in messages:
-            pipe.publish(CHANNEL, message)
-        await pipe.execute()
+def _when(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+# How a decoded JSON value becomes a field's value, for the fields that are not plain JSON.
+_DECODE: dict[str, Callable[[Any], Any]] = {
+    "status": DeliveryStatus,
+    "next_attempt_at": _when,
+    "created_at": _when,
+    "updated_at": _when,
+    "delivered_at": _when,
+}
+_DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryState))
+_ATTEMPT_FIELDS = tuple(f.name for f in fields(AttemptState))
+
+
+def _read(cls: type, names: tuple[str, ...], data: dict[str, Any]) -> Any:
+    return cls(**{name: _DECODE[name](data[name]) if name in _DECODE else data[name] for name in names})
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryUpdate:
+    delivery: DeliveryState
+    attempt: AttemptState | None
+    form_slug: str | None
+    at: datetime
+
+    @classmethod
+    def of(cls, delivery: Delivery, attempt: DeliveryAttempt | None = None,
+           form_slug: str | None = None) -> DeliveryUpdate:
+        """The update for a delivery's current state (and the attempt that just ended, if any)."""
+        return cls(
+            delivery=DeliveryState(**{name: getattr(delivery, name) for name in _DELIVERY_FIELDS}),
+            attempt=AttemptState(**{name: getattr(attempt, name) for name in _ATTEMPT_FIELDS}) if attempt else None,
+            form_slug=form_slug,
+            at=datetime.now(UTC),
+        )
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self)
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> DeliveryUpdate:
+        data = orjson.loads(raw)
+        attempt = data.get("attempt")
+        return cls(
+            delivery=_read(DeliveryState, _DELIVERY_FIELDS, data["delivery"]),
+            attempt=_read(AttemptState, _ATTEMPT_FIELDS, attempt) if attempt else None,
+            form_slug=data.get("form_slug"),
+            at=_when(data["at"]),
+        )
 
 
 def form_slug_of(delivery: Delivery) -> str | None:
@@ -54,6 +120,15 @@ def form_slug_of(delivery: Delivery) -> str | None:
     return delivery.form.slug if delivery.form_id and delivery.form else None
 
 
+async def publish(redis: Redis | None, updates: list[DeliveryUpdate]) -> None:
+    if redis is None or not updates:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for update in updates:
+            pipe.publish(CHANNEL, update.encode())
+        await pipe.execute()
+
+
 async def announce(redis: Redis | None, deliveries: list[Delivery]) -> None:
     """Publishes the current state of deliveries fetched with their form."""
-    await publish(redis, [encode_update(d, None, form_slug_of(d)) for d in deliveries])
+    await publish(redis, [DeliveryUpdate.of(d, None, form_slug_of(d)) for d in deliveries])

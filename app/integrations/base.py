@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from app.config import Settings
-from app.delivery.backoff import RETRY_AFTER_STATUSES, parse_retry_after
+from app.core.errors import CommonErrorCode, FieldError, IntegrationErrorCode
+from app.core.http import OutgoingRequest, mask_url
+from app.core.retry import RETRY_AFTER_STATUSES, retry_after
 
 HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
 
@@ -28,13 +29,6 @@ class ConfigField:
     description: str = ""
 
 
-@dataclass(frozen=True)
-class FieldError:
-    field: str
-    message: str
-    code: str = "INVALID"
-
-
 @dataclass
 class Validated:
     """Result of validating connect/update input: the clean config and secrets, or errors."""
@@ -43,38 +37,6 @@ class Validated:
     secrets: dict[str, Any]
     errors: list[FieldError] = field(default_factory=list)
     generated_secret: str | None = None
-
-
-@dataclass
-class OutgoingRequest:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes
-    # Header names whose values must be masked in the delivery log.
-    secret_headers: frozenset[str] = frozenset()
-    verify_ssl: bool = True
-    # The URL itself carries a credential (Slack and Discord webhooks): the log keeps a masked copy.
-    secret_url: bool = False
-
-    @property
-    def log_url(self) -> str:
-        return mask_url(self.url) if self.secret_url else self.url
-
-
-MASK = "••••••"
-
-
-def mask_url(url: str) -> str:
-    """`url` with its last path segment hidden but for a short tail, and its query hidden.
-
-    Chat webhook URLs end in their token (`/services/T…/B…/<token>`, `/webhooks/<id>/<token>`):
-    what is left tells people which webhook it is without letting anyone post to it.
-    """
-    parts = urlsplit(url)
-    head, _, last = parts.path.rpartition("/")
-    path = f"{head}/{MASK}{last[-4:] if len(last) >= 16 else ''}" if last else parts.path
-    return urlunsplit((parts.scheme, parts.netloc, path, MASK if parts.query else "", ""))
 
 
 @dataclass
@@ -102,6 +64,8 @@ class DeliveryContext:
     settings: Settings | None = None
     # Set by a type that refreshed OAuth tokens in `secrets`; the sender then stores them encrypted.
     secrets_changed: bool = False
+    # What a plugin keeps between deliveries in this process (the runtime owns it), by plugin.
+    shared: dict[str, Any] = field(default_factory=dict)
 
 
 class Exchange(Protocol):
@@ -155,15 +119,12 @@ class IntegrationKind:
 def default_outcome(status: int, headers: dict[str, str] | None = None) -> Outcome:
     if 200 <= status < 300:
         return Outcome(success=True)
-    retry_after = None
-    if status in RETRY_AFTER_STATUSES and headers:
-        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-        retry_after = parse_retry_after(value, datetime.now(UTC))
+    wait = retry_after(headers) if status in RETRY_AFTER_STATUSES else None
     if status == 410:
         return Outcome(success=False, error="HTTP 410 Gone: the receiver asked to stop", gone=True, retryable=False)
     if 300 <= status < 400:
         return Outcome(success=False, error=f"HTTP {status}: redirects are not followed")
-    return Outcome(success=False, error=f"HTTP {status}", retry_after=retry_after)
+    return Outcome(success=False, error=f"HTTP {status}", retry_after=wait)
 
 
 def sample_payload(event_type: str) -> dict[str, Any]:
@@ -182,38 +143,25 @@ def validate_headers(value: Any, path: str, blocked: frozenset[str]) -> tuple[di
     if value is None:
         return {}, errors
     if not isinstance(value, dict):
-        return {}, [FieldError(path, "must be an object of header name to value", "INVALID")]
+        return {}, [FieldError(path, "must be an object of header name to value", CommonErrorCode.INVALID)]
     clean: dict[str, str] = {}
     for name, header_value in value.items():
         sub = f"{path}.{name}"
         if not isinstance(name, str) or not HEADER_NAME_RE.match(name):
-            errors.append(FieldError(sub, f"{name!r} is not a valid header name", "INVALID"))
+            errors.append(FieldError(sub, f"{name!r} is not a valid header name", CommonErrorCode.INVALID))
             continue
         lowered = name.lower()
         if lowered in blocked or lowered.startswith("webhook-"):
-            errors.append(FieldError(sub, f"the {name!r} header cannot be customized", "BLOCKED_HEADER"))
+            errors.append(FieldError(sub, f"the {name!r} header cannot be customized", IntegrationErrorCode.BLOCKED_HEADER))
             continue
         if not isinstance(header_value, str):
-            errors.append(FieldError(sub, "header values must be strings", "INVALID"))
+            errors.append(FieldError(sub, "header values must be strings", CommonErrorCode.INVALID))
             continue
         if "\r" in header_value or "\n" in header_value:
-            errors.append(FieldError(sub, "header values may not contain CR or LF", "INVALID"))
+            errors.append(FieldError(sub, "header values may not contain CR or LF", CommonErrorCode.INVALID))
             continue
         if len(header_value) > 4096:
-            errors.append(FieldError(sub, "header value is longer than 4096 characters", "TOO_LONG"))
+            errors.append(FieldError(sub, "header value is longer than 4096 characters", CommonErrorCode.TOO_LONG))
             continue
         clean[name] = header_value
     return clean, errors
-
-
-def json_post(url: str, payload: Any) -> OutgoingRequest:
-    """The plain JSON POST that chat webhooks (Slack, Discord) take; their URL is their credential."""
-    import orjson
-
-    return OutgoingRequest(
-        method="POST",
-        url=url,
-        body=orjson.dumps(payload),
-        headers={"content-type": "application/json", "user-agent": "Hookyard/0.1"},
-        secret_url=True,
-    )

@@ -6,12 +6,9 @@ from typing import Any
 
 import orjson
 
-from app.integrations.base import (
-    ConfigField,
-    DeliveryContext,
-    Outcome,
-)
-from app.integrations.slack import ChatWebhookKind, flat_fields, header_retry_after, payload_title, payload_url
+from app.core.retry import retry_after
+from app.integrations.base import ConfigField, DeliveryContext, Outcome
+from app.integrations.chat import ELLIPSIS, ChatWebhookKind, flat_fields, payload_title, payload_url
 
 CONTENT_LIMIT = 2000
 TITLE_LIMIT = 256
@@ -26,7 +23,6 @@ INLINE_UNDER = 40
 TEXT_KEYS = ("description", "message", "body", "text")
 COLOR = 0x5865F2
 TEST_COLOR = 0xFEE75C
-ELLIPSIS = "…"
 
 
 def units(text: str) -> int:
@@ -80,7 +76,7 @@ class DiscordKind(ChatWebhookKind):
             return Outcome(success=False, error=error, gone=True, retryable=False)
         if 400 <= status < 500:  # bad form body, invalid webhook token, missing access
             return Outcome(success=False, error=error, retryable=False)
-        return Outcome(success=False, error=error, retry_after=header_retry_after(headers))
+        return Outcome(success=False, error=error, retry_after=retry_after(headers))
 
 
 def _json(body: bytes) -> dict[str, Any]:
@@ -95,7 +91,7 @@ def _body_retry_after(data: dict[str, Any], headers: dict[str, str]) -> float | 
     value = data.get("retry_after")
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
         return float(value)
-    return header_retry_after(headers)
+    return retry_after(headers)
 
 
 def message(ctx: DeliveryContext) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from typing import Any
 from urllib.parse import quote
 
 from app.config import Settings
-from app.integrations.base import ConfigField, DeliveryContext, FieldError, Outcome
+from app.core.errors import CommonErrorCode, FieldError
+from app.integrations.base import ConfigField, DeliveryContext, Outcome
 from app.integrations.oauth import OAuthKind, TokenCaller, as_text, resolve_path, unknown_fields, validate_path
 
 DEFAULT_RANGE = "Sheet1!A:Z"
@@ -95,26 +96,26 @@ def _is_number(text: str) -> bool:
 def _spreadsheet_id(value: Any) -> tuple[str | None, list[FieldError]]:
     path = "config.spreadsheet_id"
     if not value:
-        return None, [FieldError(path, "is required", "REQUIRED")]
+        return None, [FieldError(path, "is required", CommonErrorCode.REQUIRED)]
     if isinstance(value, str) and (match := SPREADSHEET_URL_RE.search(value)):
         return match.group(1), []
     if not isinstance(value, str) or not SPREADSHEET_ID_RE.match(value.strip()):
-        return None, [FieldError(path, "is not a Google spreadsheet id or URL", "INVALID")]
+        return None, [FieldError(path, "is not a Google spreadsheet id or URL", CommonErrorCode.INVALID)]
     return value.strip(), []
 
 
 def _range(value: Any) -> tuple[str | None, FieldError | None]:
     path = "config.range"
     if not isinstance(value, str) or len(value) > 200 or not A1_RE.match(value.strip()):
-        return None, FieldError(path, "must be a range in A1 notation such as Sheet1!A:Z", "INVALID")
+        return None, FieldError(path, "must be a range in A1 notation such as Sheet1!A:Z", CommonErrorCode.INVALID)
     return value.strip(), None
 
 
 def _columns(value: Any) -> tuple[list[str], list[FieldError]]:
     path = "config.columns"
     if not isinstance(value, list) or not value:
-        return [], [FieldError(path, "must be a non-empty list of payload paths", "INVALID")]
+        return [], [FieldError(path, "must be a non-empty list of payload paths", CommonErrorCode.INVALID)]
     if len(value) > MAX_COLUMNS:
-        return [], [FieldError(path, f"may have at most {MAX_COLUMNS} columns", "TOO_LONG")]
+        return [], [FieldError(path, f"may have at most {MAX_COLUMNS} columns", CommonErrorCode.TOO_LONG)]
     errors = [err for i, item in enumerate(value) if (err := validate_path(item, f"{path}.{i}"))]
     return ([] if errors else list(value)), errors

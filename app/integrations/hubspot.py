@@ -11,7 +11,8 @@ import re
 from typing import Any
 
 from app.config import Settings
-from app.integrations.base import ConfigField, DeliveryContext, FieldError, Outcome, sample_payload
+from app.core.errors import FieldError
+from app.integrations.base import ConfigField, DeliveryContext, Outcome, sample_payload
 from app.integrations.oauth import (
     OAuthKind,
     TokenCaller,

@@ -22,15 +22,15 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 
-from app.config import Settings, get_settings
-from app.delivery.backoff import parse_retry_after
+from app.config import Settings
+from app.core.errors import CommonErrorCode, FieldError, IntegrationErrorCode
+from app.core.http import USER_AGENT, OutgoingRequest
+from app.core.retry import header, retry_after
 from app.integrations.base import (
     DeliveryContext,
     Exchange,
-    FieldError,
     IntegrationKind,
     Outcome,
-    OutgoingRequest,
     Validated,
 )
 
@@ -223,19 +223,12 @@ def authorization_url(provider: OAuthProvider, redirect_uri: str, state: str, co
 # ---------------------------------------------------------------- token endpoint
 
 
-@dataclass
-class TokenRequest(OutgoingRequest):
-    """A token-endpoint call. Its bodies carry the client secret and tokens, so the delivery
-    log must store `log_body` instead of `body` and must not store the response body."""
-
-    log_body: bytes = b""
-    mask_response_body: bool = True
-
-
 _SECRET_FORM_FIELDS = frozenset({"client_secret", "code", "code_verifier", "refresh_token"})
 
 
-def token_request(provider: OAuthProvider, form: dict[str, str]) -> TokenRequest:
+def token_request(provider: OAuthProvider, form: dict[str, str]) -> OutgoingRequest:
+    """A token-endpoint call. Its bodies carry the client secret and tokens, so the delivery log
+    keeps a masked copy of the request body and none of the answer's."""
     headers = {"content-type": "application/x-www-form-urlencoded", "accept": "application/json"}
     secret_headers: frozenset[str] = frozenset()
     if provider.basic_auth:
@@ -245,24 +238,25 @@ def token_request(provider: OAuthProvider, form: dict[str, str]) -> TokenRequest
     else:
         form = {**form, "client_id": provider.client_id, "client_secret": provider.client_secret}
     masked = {k: ("***" if k in _SECRET_FORM_FIELDS else v) for k, v in form.items()}
-    return TokenRequest(
+    return OutgoingRequest(
         method="POST",
         url=provider.token_url,
         headers=headers,
         body=urlencode(form).encode("ascii"),
         secret_headers=secret_headers,
         log_body=urlencode(masked).encode("ascii"),
+        mask_response_body=True,
     )
 
 
-def code_request(provider: OAuthProvider, code: str, redirect_uri: str, code_verifier: str | None) -> TokenRequest:
+def code_request(provider: OAuthProvider, code: str, redirect_uri: str, code_verifier: str | None) -> OutgoingRequest:
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
     if code_verifier:
         form["code_verifier"] = code_verifier
     return token_request(provider, form)
 
 
-def refresh_request(provider: OAuthProvider, refresh_token: str) -> TokenRequest:
+def refresh_request(provider: OAuthProvider, refresh_token: str) -> OutgoingRequest:
     return token_request(provider, {"grant_type": "refresh_token", "refresh_token": refresh_token})
 
 
@@ -295,7 +289,7 @@ def _expires_at(expires_in: Any, now: float) -> float:
     return now + seconds if seconds > 0 else 0.0
 
 
-async def _post_token(session: aiohttp.ClientSession, request: TokenRequest) -> tuple[int, bytes]:
+async def _post_token(session: aiohttp.ClientSession, request: OutgoingRequest) -> tuple[int, bytes]:
     async with session.request(
         request.method,
         request.url,
@@ -345,15 +339,6 @@ def provider_error(body: bytes) -> str:
     return body[:MAX_ERROR_LENGTH].decode("utf-8", "replace").strip()
 
 
-def header(headers: dict[str, str], name: str) -> str | None:
-    name = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == name), None)
-
-
-def retry_after(headers: dict[str, str]) -> float | None:
-    return parse_retry_after(header(headers, "retry-after"), datetime.now(UTC))
-
-
 def error_outcome(label: str, status: int, headers: dict[str, str], body: bytes) -> Outcome:
     """A failed API call: 429 waits, 5xx retries, other 4xx are final."""
     message = f"{label} answered HTTP {status}"
@@ -377,13 +362,13 @@ MAX_PATH_LENGTH = 200
 
 def validate_path(value: Any, path: str, *, required: bool = True) -> FieldError | None:
     if value is None or value == "":
-        return FieldError(path, "is required", "REQUIRED") if required else None
+        return FieldError(path, "is required", CommonErrorCode.REQUIRED) if required else None
     if not isinstance(value, str):
-        return FieldError(path, "must be a payload path such as post.author.email", "INVALID")
+        return FieldError(path, "must be a payload path such as post.author.email", CommonErrorCode.INVALID)
     if len(value) > MAX_PATH_LENGTH or not PATH_RE.match(value):
-        return FieldError(path, f"{value!r} is not a payload path such as post.author.email", "INVALID_PATH")
+        return FieldError(path, f"{value!r} is not a payload path such as post.author.email", IntegrationErrorCode.INVALID_PATH)
     if value.startswith("$") and value not in PSEUDO_PATHS:
-        return FieldError(path, f"unknown special path; use one of {', '.join(sorted(PSEUDO_PATHS))}", "INVALID_PATH")
+        return FieldError(path, f"unknown special path; use one of {', '.join(sorted(PSEUDO_PATHS))}", IntegrationErrorCode.INVALID_PATH)
     return None
 
 
@@ -432,27 +417,27 @@ def validate_mapping(
 ) -> tuple[dict[str, str], list[FieldError]]:
     """`{provider field: payload path}`; errors point at `path.<field>`."""
     if not isinstance(value, dict):
-        return {}, [FieldError(path, "must be an object of field name to payload path", "INVALID")]
+        return {}, [FieldError(path, "must be an object of field name to payload path", CommonErrorCode.INVALID)]
     errors: list[FieldError] = []
     if len(value) > max_items:
-        errors.append(FieldError(path, f"may map at most {max_items} fields", "TOO_LONG"))
+        errors.append(FieldError(path, f"may map at most {max_items} fields", CommonErrorCode.TOO_LONG))
     clean: dict[str, str] = {}
     for key, source in value.items():
         sub = f"{path}.{key}"
         if not isinstance(key, str) or not key_re.match(key):
-            errors.append(FieldError(sub, f"{key!r} is not a valid field name", "INVALID"))
+            errors.append(FieldError(sub, f"{key!r} is not a valid field name", CommonErrorCode.INVALID))
         elif err := validate_path(source, sub):
             errors.append(err)
         else:
             clean[key] = source
     for key in required_keys:
         if key not in value:
-            errors.append(FieldError(f"{path}.{key}", "is required", "REQUIRED"))
+            errors.append(FieldError(f"{path}.{key}", "is required", CommonErrorCode.REQUIRED))
     return clean, errors
 
 
 def unknown_fields(config: dict[str, Any], prefix: str = "config") -> list[FieldError]:
-    return [FieldError(f"{prefix}.{k}", f"unknown config field {k!r}", "UNKNOWN_FIELD") for k in config]
+    return [FieldError(f"{prefix}.{k}", f"unknown config field {k!r}", CommonErrorCode.UNKNOWN_FIELD) for k in config]
 
 
 # ---------------------------------------------------------------- delivering with tokens
@@ -511,7 +496,8 @@ class TokenCaller:
             )
         self.refreshed = True
         try:
-            self.tokens = await shared_refresh(self.exchange, self.provider, self.tokens.refresh_token)
+            refreshes = self.ctx.shared.setdefault("oauth_refreshes", {})
+            self.tokens = await shared_refresh(refreshes, self.exchange, self.provider, self.tokens.refresh_token)
         except OAuthError as exc:
             raise StopDelivery(_refresh_failure(self.label, exc, exc.headers)) from exc
         self.ctx.secrets.update(self.tokens.to_secrets())
@@ -536,7 +522,7 @@ class TokenCaller:
         headers = {
             "authorization": f"Bearer {self.tokens.access_token}",
             "accept": "application/json",
-            "user-agent": "Hookyard/0.1",
+            "user-agent": USER_AGENT,
         }
         body = b""
         if json_body is not None:
@@ -548,14 +534,16 @@ class TokenCaller:
         return Response(*await self.exchange.send(request))
 
 
-# Refreshes in flight or just done in this process, by (token URL, refresh token). Deliveries of one
-# integration often run together (a batch of events for a CRM): they share one refresh instead of
-# each spending the refresh token, which providers that rotate it would accept only once.
-_refreshes: dict[tuple[str, str], tuple[float, asyncio.Task]] = {}
 REFRESH_REUSE_SECONDS = 60.0
+Refreshes = dict[tuple[str, str], tuple[float, asyncio.Task]]
 
 
-async def shared_refresh(exchange: Exchange, provider: OAuthProvider, refresh_token: str) -> TokenSet:
+async def shared_refresh(_refreshes: Refreshes, exchange: Exchange, provider: OAuthProvider,
+                         refresh_token: str) -> TokenSet:
+    """Refreshes in flight or just done in this process, by (token URL, refresh token), are kept in
+    `_refreshes` (the runtime's). Deliveries of one integration often run together (a batch of events
+    for a CRM): they share one refresh instead of each spending the refresh token, which providers
+    that rotate it would accept only once."""
     now = time.monotonic()
     for key, (started, _) in list(_refreshes.items()):
         if now - started > REFRESH_REUSE_SECONDS:
@@ -606,7 +594,7 @@ class OAuthKind(IntegrationKind):
         existing_secrets: dict[str, Any] | None,
         settings: Settings,
     ) -> Validated:
-        errors = [FieldError(f"secrets.{key}", SECRETS_NOT_ALLOWED, "NOT_ALLOWED") for key in secrets]
+        errors = [FieldError(f"secrets.{key}", SECRETS_NOT_ALLOWED, CommonErrorCode.NOT_ALLOWED) for key in secrets]
         clean, config_errors = self.validate_config(dict(config), settings)
         return Validated(config=clean, secrets=dict(existing_secrets or {}), errors=errors + config_errors)
 
@@ -614,7 +602,7 @@ class OAuthKind(IntegrationKind):
         raise NotImplementedError
 
     async def deliver(self, ctx: DeliveryContext, exchange: Exchange) -> Outcome:
-        settings = ctx.settings or get_settings()
+        settings = ctx.settings
         provider = provider_for(self.type, settings)
         if provider is None:
             return Outcome(success=False, error=self.unavailable_reason(settings), retryable=False)

@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from app.config import Settings
-from app.integrations.base import ConfigField, DeliveryContext, FieldError, Outcome
+from app.core.errors import CommonErrorCode, FieldError
+from app.integrations.base import ConfigField, DeliveryContext, Outcome
 from app.integrations.oauth import (
     OAuthKind,
     TokenCaller,
@@ -67,7 +68,7 @@ class PipedriveKind(OAuthKind):
             errors.append(err)
         note = config.pop("note", False)
         if not isinstance(note, bool):
-            errors.append(FieldError("config.note", "must be true or false", "INVALID"))
+            errors.append(FieldError("config.note", "must be true or false", CommonErrorCode.INVALID))
         clean = {"mapping": mapping, "deal_title": deal_title or None, "note": note is True}
         return clean, errors + unknown_fields(config)
 

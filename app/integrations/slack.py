@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-import orjson
-
-from app.config import Settings
-from app.delivery.backoff import parse_retry_after
-from app.integrations.base import (
-    ConfigField,
-    DeliveryContext,
-    FieldError,
-    IntegrationKind,
-    Outcome,
-    OutgoingRequest,
-    Validated,
-    json_post,
-)
-from app.integrations.urls import validate_target_url
+from app.core.retry import retry_after
+from app.integrations.base import ConfigField, DeliveryContext, Outcome
+from app.integrations.chat import ELLIPSIS, ChatWebhookKind, flat_fields, payload_title, payload_url, truncate
 
 TEXT_LIMIT = 3000
 HEADER_LIMIT = 150
@@ -28,22 +14,6 @@ FIELD_LIMIT = 2000
 MAX_FIELDS = 10
 BUTTON_TEXT = "Open"
 URL_LIMIT = 3000
-ELLIPSIS = "…"
-
-
-class ChatWebhookKind(IntegrationKind):
-    """Slack and Discord: config `{url}`, a URL that is itself the credential, one JSON POST per event."""
-
-    url_is_secret = True
-
-    def validate(self, config, secrets, *, existing_secrets, settings: Settings) -> Validated:
-        return validate_url_only(config, secrets, settings)
-
-    def build_request(self, ctx: DeliveryContext) -> OutgoingRequest:
-        return json_post(ctx.config["url"], self.build_message(ctx))
-
-    def build_message(self, ctx: DeliveryContext) -> dict[str, Any]:
-        raise NotImplementedError
 
 
 class SlackKind(ChatWebhookKind):
@@ -65,80 +35,12 @@ class SlackKind(ChatWebhookKind):
         reason = body[:200].decode("utf-8", "replace").strip()
         error = f"Slack answered HTTP {status}" + (f": {reason}" if reason else "")
         if status == 429:
-            return Outcome(success=False, error=error, retry_after=header_retry_after(headers))
+            return Outcome(success=False, error=error, retry_after=retry_after(headers))
         if status in (404, 410):  # no_service, channel_is_archived, team_disabled: the webhook is gone
             return Outcome(success=False, error=error, gone=True, retryable=False)
         if status == 400:  # invalid_payload and friends: the same message fails again
             return Outcome(success=False, error=error, retryable=False)
-        return Outcome(success=False, error=error, retry_after=header_retry_after(headers))
-
-
-def validate_url_only(config: dict[str, Any], secrets: dict[str, Any], settings: Settings) -> Validated:
-    """Config `{url}` and no secrets: the shape of Slack and Discord webhooks."""
-    config = dict(config)
-    url, error = validate_target_url(config.pop("url", None), "config.url", settings)
-    errors = [error] if error else []
-    errors += [FieldError(f"config.{k}", f"unknown config field {k!r}", "UNKNOWN_FIELD") for k in config]
-    errors += [FieldError(f"secrets.{k}", f"unknown secret {k!r}", "UNKNOWN_FIELD") for k in secrets]
-    return Validated(config={"url": url}, secrets={}, errors=errors)
-
-
-def header_retry_after(headers: dict[str, str]) -> float | None:
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    return parse_retry_after(value, datetime.now(UTC))
-
-
-# ---------------------------------------------------------------- payload helpers shared with Discord
-
-
-def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
-
-
-def scalar_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "–"
-    return str(value)
-
-
-def flat_fields(payload: Any, skip: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
-    """Top-level scalars and the scalars one dict below (as `post.title`), in payload order."""
-    if not isinstance(payload, dict):
-        return [("payload", orjson.dumps(payload).decode())]
-    out: list[tuple[str, str]] = []
-    for key, value in payload.items():
-        if key in skip:
-            continue
-        if isinstance(value, dict):
-            out += [(f"{key}.{k}", scalar_text(v)) for k, v in value.items() if not isinstance(v, dict | list)]
-        elif not isinstance(value, list):
-            out.append((str(key), scalar_text(value)))
-    return out
-
-
-def payload_title(payload: Any) -> str | None:
-    title = payload.get("title") if isinstance(payload, dict) else None
-    return title.strip() if isinstance(title, str) and title.strip() else None
-
-
-def payload_url(payload: Any, limit: int) -> str | None:
-    """The first http(s) `url`, top-level first, then one level down."""
-    if not isinstance(payload, dict):
-        return None
-    candidates = [payload.get("url")] + [v.get("url") for v in payload.values() if isinstance(v, dict)]
-    return next((c for c in candidates if _is_web_url(c, limit)), None)
-
-
-def _is_web_url(value: Any, limit: int) -> bool:
-    if not isinstance(value, str) or len(value) > limit or any(ch.isspace() for ch in value):
-        return False
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+        return Outcome(success=False, error=error, retry_after=retry_after(headers))
 
 
 # ---------------------------------------------------------------- Block Kit

@@ -7,11 +7,12 @@ from typing import Any
 import orjson
 
 from app.config import Settings
-from app.delivery import signing
+from app.core import signing
+from app.core.http import USER_AGENT
+from app.core.errors import CommonErrorCode, FieldError
 from app.integrations.base import (
     ConfigField,
     DeliveryContext,
-    FieldError,
     IntegrationKind,
     OutgoingRequest,
     Validated,
@@ -52,13 +53,13 @@ def _pop_headers_input(config: dict, secrets: dict) -> tuple[str | None, Any]:
 
 def validate_signing_secret(value: Any, path: str) -> FieldError | None:
     if not isinstance(value, str):
-        return FieldError(path, "must be a string", "INVALID")
+        return FieldError(path, "must be a string", CommonErrorCode.INVALID)
     if len(value) < MIN_SECRET_LENGTH:
-        return FieldError(path, f"must be at least {MIN_SECRET_LENGTH} characters", "TOO_SHORT")
+        return FieldError(path, f"must be at least {MIN_SECRET_LENGTH} characters", CommonErrorCode.TOO_SHORT)
     if len(value) > MAX_SECRET_LENGTH:
-        return FieldError(path, f"must be at most {MAX_SECRET_LENGTH} characters", "TOO_LONG")
+        return FieldError(path, f"must be at most {MAX_SECRET_LENGTH} characters", CommonErrorCode.TOO_LONG)
     if any(ch.isspace() for ch in value):
-        return FieldError(path, "may not contain whitespace", "INVALID")
+        return FieldError(path, "may not contain whitespace", CommonErrorCode.INVALID)
     return None
 
 
@@ -87,12 +88,12 @@ class WebhookKind(IntegrationKind):
         clean["url"] = url
         verify = config.pop("verify_ssl", config.pop("verifySsl", True))
         if not isinstance(verify, bool):
-            errors.append(FieldError("config.verify_ssl", "must be true or false", "INVALID"))
+            errors.append(FieldError("config.verify_ssl", "must be true or false", CommonErrorCode.INVALID))
         clean["verify_ssl"] = bool(verify)
         for unknown in config:
-            errors.append(FieldError(f"config.{unknown}", f"unknown config field {unknown!r}", "UNKNOWN_FIELD"))
+            errors.append(FieldError(f"config.{unknown}", f"unknown config field {unknown!r}", CommonErrorCode.UNKNOWN_FIELD))
         for unknown in secrets:
-            errors.append(FieldError(f"secrets.{unknown}", f"unknown secret {unknown!r}", "UNKNOWN_FIELD"))
+            errors.append(FieldError(f"secrets.{unknown}", f"unknown secret {unknown!r}", CommonErrorCode.UNKNOWN_FIELD))
 
         new_secrets = dict(existing_secrets or {})
         generated = None
@@ -126,7 +127,7 @@ class WebhookKind(IntegrationKind):
         headers = {
             **custom,
             "content-type": "application/json",
-            "user-agent": "Hookyard/0.1",
+            "user-agent": USER_AGENT,
             **signing.webhook_headers(active_secrets(ctx.secrets, ctx.timestamp), ctx.delivery_id,
                                       int(ctx.timestamp.timestamp()), raw),
         }

@@ -1,7 +1,14 @@
 """Tortoise models, one module per aggregate."""
 
 from app.models.delivery import Delivery, DeliveryAttempt, DeliveryStatus, Event
-from app.models.integration import Form, FormIntegration, Integration, IntegrationScope, IntegrationStatus
+from app.models.integration import (
+    HOLDING_STATUSES,
+    Form,
+    FormIntegration,
+    Integration,
+    IntegrationScope,
+    IntegrationStatus,
+)
 from app.models.workspace import ADMIN_ROLES, ApiToken, Membership, Plan, Role, User, Workspace
 
 __all__ = [
@@ -12,6 +19,7 @@ __all__ = [
     "Event",
     "Form",
     "FormIntegration",
+    "HOLDING_STATUSES",
     "Integration",
     "IntegrationScope",
     "IntegrationStatus",

@@ -5,7 +5,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
-from app import ids
+from app.core import ids
 
 
 class IntegrationScope(StrEnum):
@@ -18,6 +18,10 @@ class IntegrationStatus(StrEnum):
     FAILING = "FAILING"
     DISABLED = "DISABLED"
     NEEDS_REAUTH = "NEEDS_REAUTH"
+
+
+# While an integration is in one of these, its deliveries wait as HELD instead of being sent.
+HOLDING_STATUSES = (IntegrationStatus.DISABLED, IntegrationStatus.NEEDS_REAUTH)
 
 
 class Integration(Model):

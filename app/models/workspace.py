@@ -5,7 +5,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
-from app import ids
+from app.core import ids
 
 
 class Plan(StrEnum):

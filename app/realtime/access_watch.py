@@ -89,15 +89,3 @@ class AccessWatch:
                 raise
             except Exception:  # the database is away for a moment: try again next round
                 log.warning("could not re-check live subscribers' access", exc_info=True)
-
-
-_current: AccessWatch | None = None
-
-
-def set_access_watch(watch: AccessWatch | None) -> None:
-    global _current
-    _current = watch
-
-
-def get_access_watch() -> AccessWatch | None:
-    return _current

@@ -10,13 +10,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 
-from app.delivery.updates import CHANNEL
+from app.delivery.updates import CHANNEL, DeliveryUpdate
 
 log = logging.getLogger(__name__)
 BUFFER = 256
@@ -30,16 +30,28 @@ class SlowSubscriber(Exception):
     pass
 
 
+@dataclass(eq=False)
+class LiveMessage:
+    """One decoded update as this process hands it to every subscriber of its workspace."""
+
+    update: DeliveryUpdate
+    # What subscriptions build from the update, built once for all of them (see app.schema.subscriptions).
+    views: dict[str, Any] = field(default_factory=dict)
+
+
+_OVERFLOW = LiveMessage.__new__(LiveMessage)  # the marker queued after the last update a slow subscriber gets
+
+
 class Subscriber:
     def __init__(self, workspace_id: str, buffer: int, on_overflow: Callable[[Subscriber], None] | None = None):
         self.workspace_id = workspace_id
         self.buffer = buffer
         # One slot more than the buffer, kept for the overflow marker.
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=buffer + 1)
+        self.queue: asyncio.Queue[LiveMessage] = asyncio.Queue(maxsize=buffer + 1)
         self.overflowed = False
         self.on_overflow = on_overflow
 
-    def offer(self, message: dict[str, Any]) -> None:
+    def offer(self, message: LiveMessage) -> None:
         if self.overflowed:
             return
         if self.queue.qsize() < self.buffer:
@@ -48,20 +60,20 @@ class Subscriber:
         self.overflowed = True
         SLOW_DROPPED.inc()
         # The client gets what is already queued, then an error (see next()) instead of a silent gap.
-        self.queue.put_nowait({"overflow": True})
+        self.queue.put_nowait(_OVERFLOW)
         if self.on_overflow:
             # A client that stopped reading never gets to the marker: whoever holds its
             # connection closes it now.
             self.on_overflow(self)
 
-    async def next(self) -> dict[str, Any]:
+    async def next(self) -> LiveMessage:
         message = await self.queue.get()
-        if message.get("overflow"):
+        if message is _OVERFLOW:
             raise SlowSubscriber(f"more than {self.buffer} updates were waiting; resubscribe")
         return message
 
     async def updates(self, integration_id: str | None = None, form_slug: str | None = None,
-                      statuses: set[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+                      statuses: set[str] | None = None) -> AsyncIterator[LiveMessage]:
         """The messages this subscriber asked for. Without an overflow handler, falling behind raises
         SlowSubscriber; with one, the handler is closing the connection, so nothing more is handed out
         and this waits to be cancelled."""
@@ -69,12 +81,12 @@ class Subscriber:
             if self.overflowed and self.on_overflow:
                 await asyncio.Event().wait()
             message = await self.next()
-            d = message["delivery"]
-            if integration_id and d["integration_id"] != integration_id:
+            d = message.update.delivery
+            if integration_id and d.integration_id != integration_id:
                 continue
-            if form_slug and message.get("form_slug") != form_slug:
+            if form_slug and message.update.form_slug != form_slug:
                 continue
-            if statuses and d["status"] not in statuses:
+            if statuses and d.status not in statuses:
                 continue
             yield message
 
@@ -112,15 +124,15 @@ class Broadcaster:
                     async for raw in pubsub.listen():
                         # No live clients in this process: skip decoding (workers publish every change).
                         if raw.get("type") == "message" and self.subscribers:
-                            self.dispatch(orjson.loads(raw["data"]))
+                            self.dispatch(LiveMessage(DeliveryUpdate.decode(raw["data"])))
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis went away: reconnect, the database still holds the truth
                 log.warning("delivery update subscription lost; reconnecting", exc_info=True)
                 await asyncio.sleep(1)
 
-    def dispatch(self, message: dict[str, Any]) -> None:
-        for sub in list(self.subscribers.get(message["delivery"]["workspace_id"], ())):
+    def dispatch(self, message: LiveMessage) -> None:
+        for sub in list(self.subscribers.get(message.update.delivery.workspace_id, ())):
             sub.offer(message)
 
     def subscribe(self, workspace_id: str, on_overflow: Callable[[Subscriber], None] | None = None) -> Subscriber:
@@ -136,17 +148,3 @@ class Broadcaster:
             subs.discard(sub)
             if not subs:
                 del self.subscribers[sub.workspace_id]
-
-
-_current: Broadcaster | None = None
-
-
-def set_broadcaster(b: Broadcaster | None) -> None:
-    global _current
-    _current = b
-
-
-def get_broadcaster() -> Broadcaster:
-    if _current is None:
-        raise RuntimeError("live updates are not running in this process")
-    return _current

@@ -9,7 +9,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.schema import types as t
 from app.schema.errors import ApiError
 from app.schema.mutations.deliveries import DeliveryMutations
@@ -46,8 +46,7 @@ def _should_mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, ApiError | GraphQLError)
 
 
-def build_schema(settings: Settings | None = None, *, sorted_for_export: bool = False) -> strawberry.Schema:
-    settings = settings or get_settings()
+def build_schema(settings: Settings, *, sorted_for_export: bool = False) -> strawberry.Schema:
     extensions = [
         ParserCache,
         ValidatedQueryCache,
@@ -75,4 +74,4 @@ def build_schema(settings: Settings | None = None, *, sorted_for_export: bool = 
 def export_schema() -> str:
     from strawberry.printer import print_schema
 
-    return print_schema(build_schema(sorted_for_export=True)) + "\n"
+    return print_schema(build_schema(Settings(), sorted_for_export=True)) + "\n"

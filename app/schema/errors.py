@@ -7,7 +7,7 @@ from enum import Enum
 import strawberry
 from graphql import GraphQLError
 
-from app.integrations.base import FieldError
+from app.core.errors import ERROR_CODE_ENUMS, FieldError
 
 
 class ApiError(GraphQLError):
@@ -37,28 +37,11 @@ class BadInput(ApiError):
     code = "BAD_USER_INPUT"
 
 
-@strawberry.enum
-class UserErrorCode(Enum):
-    INVALID = "INVALID"
-    REQUIRED = "REQUIRED"
-    TOO_SHORT = "TOO_SHORT"
-    TOO_LONG = "TOO_LONG"
-    TAKEN = "TAKEN"
-    NOT_FOUND = "NOT_FOUND"
-    INVALID_SLUG = "INVALID_SLUG"
-    INVALID_URL = "INVALID_URL"
-    INSECURE_URL = "INSECURE_URL"
-    BLOCKED_HEADER = "BLOCKED_HEADER"
-    INVALID_EVENT_FILTER = "INVALID_EVENT_FILTER"
-    INVALID_LOGIC = "INVALID_LOGIC"
-    UNKNOWN_TYPE = "UNKNOWN_TYPE"
-    UNKNOWN_FIELD = "UNKNOWN_FIELD"
-    TYPE_UNAVAILABLE = "TYPE_UNAVAILABLE"
-    NOT_SUPPORTED = "NOT_SUPPORTED"
-    OUT_OF_RANGE = "OUT_OF_RANGE"
-    LAST_OWNER = "LAST_OWNER"
-    NOT_ALLOWED = "NOT_ALLOWED"
-    INVALID_STATE = "INVALID_STATE"
+# Every code a use-case can answer with: the union of the typed per-area enums of app.core.errors.
+UserErrorCode = strawberry.enum(
+    Enum("UserErrorCode", {code.name: code.value for area in ERROR_CODE_ENUMS for code in area}),
+    name="UserErrorCode",
+)
 
 
 @strawberry.type
@@ -69,8 +52,4 @@ class UserError:
 
 
 def user_errors(errors: list[FieldError]) -> list[UserError]:
-    return [UserError(field=e.field, message=e.message, code=UserErrorCode(e.code)) for e in errors]
-
-
-def user_error(field: str | None, message: str, code: str = "INVALID") -> list[UserError]:
-    return [UserError(field=field, message=message, code=UserErrorCode(code))]
+    return [UserError(field=e.field, message=e.message, code=UserErrorCode(e.code.value)) for e in errors]

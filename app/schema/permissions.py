@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from app.auth import Principal
-from app.config import get_settings
 from app.models import ADMIN_ROLES, Membership, Plan, Role, Workspace
 from app.schema.context import Info
 from app.schema.errors import Forbidden, NotFound, PlanRequired, Unauthenticated
+from app.services.tokens import Principal
 
 
 def principal(info: Info) -> Principal:
@@ -50,7 +49,7 @@ async def check_workspace(
     role = (await membership(info, workspace.id)).role
     if admin and role not in ADMIN_ROLES:
         raise Forbidden("only workspace owners and admins may do this")
-    if plan and get_settings().enforce_plans and workspace.plan == Plan.FREE:
+    if plan and info.context.runtime.settings.enforce_plans and workspace.plan == Plan.FREE:
         raise PlanRequired("integrations require the starter or professional plan")
     return workspace
 

@@ -4,15 +4,14 @@ import strawberry
 from tortoise.functions import Max
 
 from app import models
-from app.config import get_settings
-from app.ids import prefix_of
+from app.core.ids import prefix_of
+from app.delivery.health import SYSTEM_EVENTS
 from app.integrations.registry import get_kind
 from app.schema import types as t
 from app.schema.context import Info
 from app.schema.errors import NotFound
 from app.schema.permissions import check_workspace, principal, workspace_by_slug
 
-SYSTEM_EVENTS = ("integration.delivery_failed", "integration.disabled")
 
 
 async def load_integration(info: Info, integration_id: str, **checks) -> models.Integration:
@@ -98,8 +97,8 @@ class Query:
         return await _node(info, id)
 
     @strawberry.field
-    def integration_types(self) -> list[t.IntegrationTypeInfo]:
-        settings = get_settings()
+    def integration_types(self, info: Info) -> list[t.IntegrationTypeInfo]:
+        settings = info.context.runtime.settings
         out = []
         for type_enum in t.IntegrationType:
             kind = get_kind(type_enum.value)

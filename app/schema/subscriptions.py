@@ -6,10 +6,8 @@ from datetime import datetime
 import strawberry
 from graphql import GraphQLError
 
-from app import models
 from app.realtime import slow_clients
-from app.realtime.access_watch import get_access_watch
-from app.realtime.broadcaster import SlowSubscriber, get_broadcaster
+from app.realtime.broadcaster import LiveMessage, SlowSubscriber
 from app.schema import types as t
 from app.schema.context import Info
 from app.schema.permissions import workspace_by_slug
@@ -26,25 +24,20 @@ class DeliveryUpdate:
     shared_results: strawberry.Private[dict]
 
 
-def _from_message(message: dict) -> DeliveryUpdate:
-    # Every subscriber of a workspace gets the same dict: build the objects once, not once per client.
-    cached = message.get("_update")
-    if cached is None:
-        cached = message["_update"] = _build(message)
-    return cached
-
-
-def _build(message: dict) -> DeliveryUpdate:
-    delivery = models.Delivery(**message["delivery"])
-    attempt = models.DeliveryAttempt(**message["attempt"]) if message.get("attempt") else None
-    return DeliveryUpdate(
-        status=delivery.status,
-        delivery=t.Delivery.of(delivery),
-        attempt=t.DeliveryAttempt.of(attempt) if attempt else None,
-        at=datetime.fromisoformat(message["at"]),
-        workspace_id=delivery.workspace_id,
-        shared_results={},
-    )
+def _from_message(message: LiveMessage) -> DeliveryUpdate:
+    # Every subscriber of a workspace gets the same message: build the objects once, not once per client.
+    view = message.views.get("graphql")
+    if view is None:
+        update = message.update
+        view = message.views["graphql"] = DeliveryUpdate(
+            status=update.delivery.status,
+            delivery=t.Delivery.of(update.delivery),
+            attempt=t.DeliveryAttempt.of(update.attempt) if update.attempt else None,
+            at=update.at,
+            workspace_id=update.delivery.workspace_id,
+            shared_results={},
+        )
+    return view
 
 
 def _dropper(connection, grace: float):
@@ -67,12 +60,14 @@ class Subscription:
     ) -> AsyncGenerator[DeliveryUpdate, None]:
         ws = await workspace_by_slug(info, workspace, ability="deliveries:read", admin=True)
         wanted = {s.value for s in status} if status else None
-        broadcaster = get_broadcaster()
+        live = info.context.live
+        if live is None:
+            raise GraphQLError("live updates are not running in this process")
+        broadcaster, watch = live.broadcaster, live.access_watch
         connection = info.context.request
         sub = broadcaster.subscribe(ws.id, on_overflow=_dropper(connection, broadcaster.slow_grace))
-        watch = get_access_watch()
         principal = info.context.principal
-        watched = watch.watch(connection, principal.token.id, principal.user.id, ws.id) if watch else None
+        watched = watch.watch(connection, principal.token.id, principal.user.id, ws.id)
         try:
             try:
                 async for message in sub.updates(integration_id, form_slug, wanted):
@@ -81,5 +76,4 @@ class Subscription:
                 raise GraphQLError(str(exc), extensions={"code": "SLOW_SUBSCRIBER"}) from exc
         finally:
             broadcaster.unsubscribe(sub)
-            if watched:
-                watch.unwatch(watched)
+            watch.unwatch(watched)

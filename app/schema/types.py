@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 
 from app import models
 from app.delivery.log import DeliveryFilter, delivery_query
+from app.delivery.updates import AttemptState, DeliveryState
 from app.schema import loaders
 from app.schema.context import Info
 from app.schema.permissions import check_workspace, role_in
@@ -170,8 +171,8 @@ class Integration(Node):
         )
 
     @strawberry.field(description="names of the write-only secrets that are set; never their values")
-    def secrets_set(self) -> list[str]:
-        return secret_names(self.model)
+    def secrets_set(self, info: Info) -> list[str]:
+        return secret_names(self.model, info.context.runtime.box)
 
     @strawberry.field
     async def forms(self, info: Info) -> list[FormIntegration]:
@@ -230,7 +231,7 @@ class DeliveryAttempt(Node):
     created_at: datetime
 
     @classmethod
-    def of(cls, m: models.DeliveryAttempt) -> DeliveryAttempt:
+    def of(cls, m: models.DeliveryAttempt | AttemptState) -> DeliveryAttempt:
         return cls(id=m.id, number=m.number, trigger=m.trigger, request_url=m.request_url,
                    response_code=m.response_code, response_headers=m.response_headers,
                    response_body=m.response_body, duration_ms=m.duration_ms, error_message=m.error,
@@ -253,30 +254,34 @@ class Delivery(Node):
     created_at: datetime
     updated_at: datetime
     delivered_at: datetime | None
-    model: strawberry.Private[models.Delivery]
+    event_id: strawberry.Private[str]
+    integration_id: strawberry.Private[str]
+    form_id: strawberry.Private[str | None]
 
     @classmethod
-    def of(cls, m: models.Delivery) -> Delivery:
+    def of(cls, m: models.Delivery | DeliveryState) -> Delivery:
+        """From a delivery row, or from the state a live update carries (the same attribute names)."""
         return cls(
             id=m.id, status=m.status, event_type=m.event_type, is_test=m.is_test, attempt_count=m.attempt_count,
             next_attempt_at=m.next_attempt_at, response_code=m.response_code, duration_ms=m.duration_ms,
             error_message=m.last_error, request=m.request, response=m.response, created_at=m.created_at,
-            updated_at=m.updated_at, delivered_at=m.delivered_at, model=m,
+            updated_at=m.updated_at, delivered_at=m.delivered_at, event_id=m.event_id,
+            integration_id=m.integration_id, form_id=m.form_id,
         )
 
     @strawberry.field
     async def event(self, info: Info) -> Event:
-        return Event.of(await loaders.by_id(info, models.Event).load(self.model.event_id))
+        return Event.of(await loaders.by_id(info, models.Event).load(self.event_id))
 
     @strawberry.field
     async def integration(self, info: Info) -> Integration:
-        return Integration.of(await loaders.by_id(info, models.Integration).load(self.model.integration_id))
+        return Integration.of(await loaders.by_id(info, models.Integration).load(self.integration_id))
 
     @strawberry.field
     async def form(self, info: Info) -> Form | None:
-        if not self.model.form_id:
+        if not self.form_id:
             return None
-        found = await loaders.by_id(info, models.Form).load(self.model.form_id)
+        found = await loaders.by_id(info, models.Form).load(self.form_id)
         return Form.of(found) if found else None
 
     @strawberry.field

@@ -2,7 +2,7 @@
 
 `start` validates what the user asked for, keeps it (with the PKCE verifier) in Redis under
 the state's nonce and returns the provider URL. `finish` checks the signed state, takes the
-pending request out of Redis exactly once, exchanges the code and stores the tokens encrypted.
+pending request out of Redis exactly once and exchanges the code; `store` keeps the tokens encrypted.
 """
 
 from __future__ import annotations
@@ -14,14 +14,17 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import orjson
-from redis.asyncio import Redis
 
 from app.config import Settings
+from app.core.errors import CommonErrorCode, FieldError, IntegrationErrorCode
 from app.integrations import oauth
-from app.integrations.base import FieldError
 from app.integrations.registry import get_kind
 from app.models import Integration, IntegrationScope, IntegrationStatus, Workspace
-from app.secrets_box import decrypt_json, encrypt_json, ensure_secret_key
+from app.core.secret_box import ensure_secret_key
+from app.delivery.runtime import Runtime
+from app.delivery.unit import Unit
+from app.services.deliveries import release_held
+from app.services.result import Done
 
 PENDING_KEY = "hookyard:oauth:{}"
 
@@ -42,27 +45,31 @@ def _valid_redirect(value: Any) -> bool:
 
 
 async def start(
-    redis: Redis, settings: Settings, workspace: Workspace, type_name: str, redirect_to: str, *,
+    unit: Unit, workspace: Workspace, type_name: str, redirect_to: str, *,
     name: str | None, config: Any, integration: Integration | None,
-) -> tuple[str | None, list[FieldError]]:
+) -> Done[str]:
+    """The provider URL to send the browser to; what was asked for waits in Redis under the state."""
+    redis, settings = unit.runtime.redis, unit.runtime.settings
     kind = get_kind(type_name)
     if kind is None or kind.auth != "oauth2":
-        return None, [FieldError("type", f"{type_name} does not connect through OAuth", "NOT_SUPPORTED")]
+        return Done.refused(FieldError("type", f"{type_name} does not connect through OAuth",
+                                       CommonErrorCode.NOT_SUPPORTED))
     provider = oauth.provider_for(kind.type, settings)
     if provider is None:
-        return None, [FieldError("type", kind.unavailable_reason(settings) or "not configured", "TYPE_UNAVAILABLE")]
+        return Done.refused(FieldError("type", kind.unavailable_reason(settings) or "not configured",
+                                       IntegrationErrorCode.TYPE_UNAVAILABLE))
     errors: list[FieldError] = []
     if not _valid_redirect(redirect_to):
-        errors.append(FieldError("redirectTo", "must be an absolute http(s) URL", "INVALID_URL"))
+        errors.append(FieldError("redirectTo", "must be an absolute http(s) URL", IntegrationErrorCode.INVALID_URL))
     base_config = dict(integration.config) if integration else {}
     if isinstance(config, dict):
         base_config.update(config)
     elif config is not None:
-        errors.append(FieldError("config", "must be a JSON object", "INVALID"))
+        errors.append(FieldError("config", "must be a JSON object"))
     validated = kind.validate(base_config, {}, existing_secrets=None, settings=settings)
     errors += validated.errors
     if errors:
-        return None, errors
+        return Done.refused(*errors)
     verifier, challenge = oauth.make_pkce() if provider.pkce else (None, None)
     state = oauth.make_state({"t": kind.type}, state_key(settings), settings.oauth_state_ttl_seconds)
     pending = {
@@ -72,14 +79,15 @@ async def start(
     }
     await redis.set(PENDING_KEY.format(oauth.state_nonce(state)), orjson.dumps(pending),
                     ex=settings.oauth_state_ttl_seconds)
-    return oauth.authorization_url(provider, callback_url(settings, kind.type), state, challenge), []
+    return Done(oauth.authorization_url(provider, callback_url(settings, kind.type), state, challenge))
 
 
 @dataclass
 class Finished:
     redirect: str | None  # where to send the browser; None when the state itself is bad
     error: str | None = None
-    integration: Integration | None = None
+    pending: dict | None = None  # what `start` kept, when the code was exchanged for tokens
+    tokens: oauth.TokenSet | None = None
 
 
 def _back(redirect_to: str, **params: str) -> str:
@@ -87,12 +95,15 @@ def _back(redirect_to: str, **params: str) -> str:
     return f"{redirect_to}{sep}{urlencode(params)}"
 
 
-async def finish(redis: Redis, session, settings: Settings, type_slug: str, params: dict[str, str]) -> Finished:
+async def finish(runtime: Runtime, type_slug: str, params: dict[str, str]) -> Finished:
+    """The provider's redirect back: checks the state (once), exchanges the code. Nothing is stored
+    yet, and no transaction is open while the token endpoint answers; `store` comes next."""
+    settings = runtime.settings
     try:
         claims = oauth.read_state(params.get("state", ""), state_key(settings), time.time())
     except oauth.OAuthStateError as exc:
         return Finished(redirect=None, error=f"invalid OAuth state: {exc}")
-    raw = await redis.getdel(PENDING_KEY.format(oauth.state_nonce(params["state"])))
+    raw = await runtime.redis.getdel(PENDING_KEY.format(oauth.state_nonce(params["state"])))
     if raw is None:
         return Finished(redirect=None, error="this OAuth state was already used or has expired")
     pending = orjson.loads(raw)
@@ -105,35 +116,35 @@ async def finish(redis: Redis, session, settings: Settings, type_slug: str, para
     if provider is None or not params.get("code"):
         return Finished(redirect=_back(back, status="error", error="missing_code"), error="missing code")
     try:
-        tokens = await oauth.exchange_code(session, provider, params["code"], callback_url(settings, pending["type"]),
-                                           pending["verifier"])
+        tokens = await oauth.exchange_code(runtime.session, provider, params["code"],
+                                           callback_url(settings, pending["type"]), pending["verifier"])
     except oauth.OAuthError as exc:
         return Finished(redirect=_back(back, status="error", error=exc.code or "token_exchange_failed"),
                         error=str(exc))
-    integration = await _store(pending, tokens)
-    from app.delivery.health import release_held
-    from app.delivery.runtime import get_runtime
-
-    await release_held(integration, get_runtime())
-    return Finished(redirect=_back(back, status="connected", integrationId=integration.id), integration=integration)
+    return Finished(redirect=back, pending=pending, tokens=tokens)
 
 
-async def _store(pending: dict, tokens: oauth.TokenSet) -> Integration:
+async def store(unit: Unit, finished: Finished) -> Done[str]:
+    """Creates (or reconnects) the integration with the tokens, releases what it held, and answers
+    where to send the browser."""
+    pending, tokens, box = finished.pending, finished.tokens, unit.runtime.box
     integration = None
     if pending["integration_id"]:
         integration = await Integration.get_or_none(id=pending["integration_id"],
                                                     workspace_id=pending["workspace_id"])
     if integration is None:
-        return await Integration.create(
+        integration = await Integration.create(
             workspace_id=pending["workspace_id"], type=pending["type"], name=pending["name"],
-            config=pending["config"], secrets_encrypted=encrypt_json(tokens.to_secrets()), events=["*"],
+            config=pending["config"], secrets_encrypted=box.seal(tokens.to_secrets()), events=["*"],
             scope=IntegrationScope.WORKSPACE,
         )
-    secrets = decrypt_json(integration.secrets_encrypted)
-    secrets.update(tokens.to_secrets())
-    integration.secrets_encrypted = encrypt_json(secrets)
-    integration.config = pending["config"]
-    integration.status = IntegrationStatus.ACTIVE
-    integration.failing_since = None
-    await integration.save()
-    return integration
+    else:
+        secrets = box.open(integration.secrets_encrypted)
+        secrets.update(tokens.to_secrets())
+        integration.secrets_encrypted = box.seal(secrets)
+        integration.config = pending["config"]
+        integration.status = IntegrationStatus.ACTIVE
+        integration.failing_since = None
+        await integration.save()
+    await release_held(unit, integration)
+    return Done(_back(pending["redirect_to"], status="connected", integrationId=integration.id))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
-from tortoise.transactions import in_transaction
-
-from app.integrations.base import FieldError
+from app.core.errors import CommonErrorCode, FieldError, WorkspaceErrorCode
 from app.models import Membership, Plan, Role, User, Workspace
+from app.services.result import Done
 from app.services.validation import validate_name, validate_slug
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -15,45 +14,44 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 async def create_workspace(
     owner: User, slug: str, name: str, plan: Plan = Plan.FREE
-) -> tuple[Workspace | None, list[FieldError]]:
+) -> Done[Workspace]:
     errors = [e for e in (validate_slug(slug, "slug"), validate_name(name, "name")) if e]
     if not errors and await Workspace.exists(slug=slug):
-        errors.append(FieldError("slug", f"the slug {slug!r} is taken", "TAKEN"))
+        errors.append(FieldError("slug", f"the slug {slug!r} is taken", CommonErrorCode.TAKEN))
     if errors:
-        return None, errors
-    async with in_transaction():
-        workspace = await Workspace.create(slug=slug, name=name.strip(), plan=plan)
-        await Membership.create(workspace=workspace, user=owner, role=Role.OWNER)
-    return workspace, []
+        return Done.refused(*errors)
+    workspace = await Workspace.create(slug=slug, name=name.strip(), plan=plan)
+    await Membership.create(workspace=workspace, user=owner, role=Role.OWNER)
+    return Done(workspace)
 
 
 async def add_member(
     workspace: Workspace, email: str, role: Role, name: str = ""
-) -> tuple[Membership | None, list[FieldError]]:
+) -> Done[Membership]:
     email = (email or "").strip().lower()
     if not EMAIL_RE.match(email) or len(email) > 254:
-        return None, [FieldError("email", "is not an email address", "INVALID")]
+        return Done.refused(FieldError("email", "is not an email address", CommonErrorCode.INVALID))
     user, _ = await User.get_or_create(email=email, defaults={"name": name})
     membership = await Membership.get_or_none(workspace=workspace, user=user)
     if membership is not None:
         if membership.role == Role.OWNER and role != Role.OWNER and await _owner_count(workspace) <= 1:
-            return None, [FieldError("role", "a workspace needs at least one owner", "LAST_OWNER")]
+            return Done.refused(FieldError("role", "a workspace needs at least one owner", WorkspaceErrorCode.LAST_OWNER))
         membership.role = role
         await membership.save(update_fields=["role"])
     else:
         membership = await Membership.create(workspace=workspace, user=user, role=role)
     await membership.fetch_related("user")
-    return membership, []
+    return Done(membership)
 
 
-async def remove_member(workspace: Workspace, user_id: str) -> tuple[str | None, list[FieldError]]:
+async def remove_member(workspace: Workspace, user_id: str) -> Done[str]:
     membership = await Membership.get_or_none(workspace=workspace, user_id=user_id)
     if membership is None:
-        return None, [FieldError("userId", "is not a member of this workspace", "NOT_FOUND")]
+        return Done.refused(FieldError("userId", "is not a member of this workspace", CommonErrorCode.NOT_FOUND))
     if membership.role == Role.OWNER and await _owner_count(workspace) <= 1:
-        return None, [FieldError("userId", "the last owner cannot be removed", "LAST_OWNER")]
+        return Done.refused(FieldError("userId", "the last owner cannot be removed", WorkspaceErrorCode.LAST_OWNER))
     await membership.delete()
-    return user_id, []
+    return Done(user_id)
 
 
 async def _owner_count(workspace: Workspace) -> int:

@@ -6,9 +6,9 @@ from arq import cron
 from arq.worker import Worker, func
 
 from app.config import Settings
-from app.db import close_db, init_db
 from app.delivery.batching import SendCoalescer
-from app.delivery.runtime import Runtime, open_runtime, redis_settings, set_runtime
+from app.delivery.runtime import Runtime, open_runtime, redis_settings
+from app.models.database import close_db, init_db
 from app.workers.tasks import purge_old, send_deliveries, send_delivery, sweep_due
 
 
@@ -28,7 +28,6 @@ def build_worker(settings: Settings, redis_url: str, runtime: Runtime | None = N
             await init_db(settings)
             ctx["runtime"] = await open_runtime(settings, redis_url)
             ctx["owns_runtime"] = True
-            set_runtime(ctx["runtime"])
         ctx["sends"] = SendCoalescer(ctx["runtime"])
 
     async def shutdown(ctx: dict) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from app.auth import TOKEN_RE, hash_token
 from app.models import ApiToken
+from app.services.tokens import TOKEN_RE, hash_token
 from tests.conftest import make_account
 
 VIEWER = "{ viewer { user { id email } workspaces { slug plan viewerRole } } }"

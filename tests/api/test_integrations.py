@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.models import Integration
+from tests.secrets import stored_secrets
 
 FIELDS = "id type name config events scope enabled status secretsSet"
 CONNECT = f"""mutation($input: IntegrationConnectInput!) {{ integrationConnect(input: $input) {{
@@ -96,9 +97,7 @@ async def test_update_keeps_omitted_secret_and_merges_config(account):
     assert payload["integration"]["name"] == "Renamed"
     assert payload["integration"]["config"] == {"url": "http://127.0.0.1:9/hook", "verify_ssl": False,
                                                 "header_names": ["X-A"]}
-    from app.secrets_box import decrypt_json
-
-    stored = decrypt_json((await Integration.get(id=iid)).secrets_encrypted)
+    stored = stored_secrets((await Integration.get(id=iid)).secrets_encrypted)
     assert stored["signing_secret"] == "first-secret-value" and stored["headers"] == {"X-A": "1"}
 
     bad = await account.gql(UPDATE, {"input": {"id": iid, "config": {"url": "http://example.com"}}})
@@ -113,14 +112,12 @@ async def test_rotate_secret(account):
         "{ secret errors { field code } } }"
     rotated = (await account.gql(q, {"id": iid, "g": 3600}))["integrationRotateSecret"]
     assert rotated["secret"].startswith("whsec_") and rotated["secret"] != made["secret"]
-    from app.secrets_box import decrypt_json
-
-    stored = decrypt_json((await Integration.get(id=iid)).secrets_encrypted)
+    stored = stored_secrets((await Integration.get(id=iid)).secrets_encrypted)
     assert stored["previous_signing_secret"] == made["secret"]
     bad = (await account.gql(q, {"id": iid, "g": -1}))["integrationRotateSecret"]
     assert bad["errors"][0]["field"] == "gracePeriodSeconds"
     now = (await account.gql(q, {"id": iid, "g": 0}))["integrationRotateSecret"]
-    stored = decrypt_json((await Integration.get(id=iid)).secrets_encrypted)
+    stored = stored_secrets((await Integration.get(id=iid)).secrets_encrypted)
     assert "previous_signing_secret" not in stored and stored["signing_secret"] == now["secret"]
 
 

@@ -9,7 +9,7 @@ import httpx
 import orjson
 
 from app.models import Delivery, Integration
-from app.secrets_box import decrypt_json
+from tests.secrets import stored_secrets
 from tests.worker.helpers import publish, settled
 
 CONNECT_URL = """mutation($input: IntegrationOAuthConnectUrlInput!) { integrationOAuthConnectUrl(input: $input) {
@@ -38,7 +38,7 @@ async def test_hubspot_connect_deliver_refresh_and_reauth(account, providers):
     assert landed["status"] == ["connected"]
     integration = await Integration.get(id=landed["integrationId"][0])
     assert integration.type == "HUBSPOT" and integration.name == "CRM"
-    tokens = decrypt_json(integration.secrets_encrypted)
+    tokens = stored_secrets(integration.secrets_encrypted)
     assert tokens["access_token"] not in (integration.secrets_encrypted or "")
 
     listed = await account.gql("query($id: ID!) { integration(id: $id) { secretsSet config } }",
@@ -54,7 +54,7 @@ async def test_hubspot_connect_deliver_refresh_and_reauth(account, providers):
     providers.expire(tokens["access_token"])  # the next call gets 401, refreshes once, and goes through
     delivery_id = (await publish(account, "session.completed", payload))["deliveries"][0]["id"]
     assert (await settled(delivery_id)).status == "SUCCEEDED"
-    refreshed = decrypt_json((await Integration.get(id=integration.id)).secrets_encrypted)
+    refreshed = stored_secrets((await Integration.get(id=integration.id)).secrets_encrypted)
     assert refreshed["access_token"] != tokens["access_token"]
     logged = (await Delivery.get(id=delivery_id)).request
     assert "hs-secret" not in str(logged) and refreshed["refresh_token"] not in str(logged)

@@ -10,9 +10,8 @@ import asyncio
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from app.auth import hash_token
 from app.models import ApiToken, Workspace
-from app.realtime.broadcaster import get_broadcaster
+from app.services.tokens import hash_token
 from tests.conftest import make_account
 from tests.e2e.live_client import subscribe_raw
 
@@ -28,7 +27,7 @@ async def subscribe(server, token: str, slug: str) -> ClientConnection:
     ws = await subscribe_raw(server.url, token, QUERY, {"ws": slug})
     workspace = await Workspace.get(slug=slug)
     for _ in range(200):
-        if get_broadcaster().subscribers.get(workspace.id):
+        if server.broadcaster.subscribers.get(workspace.id):
             return ws
         await asyncio.sleep(0.025)
     raise AssertionError("the subscription never registered")
@@ -54,7 +53,7 @@ async def test_revoking_the_token_closes_its_live_subscription(server, account):
     assert closed.rcvd.code == 4403
     assert closed.rcvd.reason == "API token revoked or expired"
     workspace = await Workspace.get(slug=account.slug)
-    assert not get_broadcaster().subscribers.get(workspace.id)
+    assert not server.broadcaster.subscribers.get(workspace.id)
 
 
 async def test_removed_admin_is_cut_off_and_the_owner_is_not(server, http, account):
@@ -73,7 +72,7 @@ async def test_removed_admin_is_cut_off_and_the_owner_is_not(server, http, accou
     # The owner's subscription is still there after several more checks.
     await asyncio.sleep(1.5)
     workspace = await Workspace.get(slug=account.slug)
-    assert len(get_broadcaster().subscribers.get(workspace.id, ())) == 1
+    assert len(server.broadcaster.subscribers.get(workspace.id, ())) == 1
     await owner_ws.close()
 
 

@@ -21,7 +21,6 @@ from websockets.exceptions import ConnectionClosed
 
 from app.delivery.updates import CHANNEL
 from app.models import Workspace
-from app.realtime.broadcaster import get_broadcaster
 from tests.e2e.live_client import subscribe_raw
 
 QUERY = "subscription($ws: String!) { deliveryUpdates(workspace: $ws) { status delivery { id request } } }"
@@ -41,8 +40,8 @@ async def open_subscriber(server, token: str, slug: str, *, stalled: bool) -> Cl
                                max_queue=1 if stalled else None)
 
 
-async def subscribers_of(workspace_id: str) -> list:
-    return list(get_broadcaster().subscribers.get(workspace_id, ()))
+async def subscribers_of(server, workspace_id: str) -> list:
+    return list(server.broadcaster.subscribers.get(workspace_id, ()))
 
 
 async def wait_until(predicate, timeout: float, what: str) -> None:
@@ -103,9 +102,9 @@ async def read_until_closed(ws: ClientConnection) -> tuple[int, ConnectionClosed
 
 
 @pytest.fixture
-def small_buffers():
+def small_buffers(server):
     """Subscriber buffers of 32 updates and a 1 s grace, on the running test server."""
-    broadcaster = get_broadcaster()
+    broadcaster = server.broadcaster
     saved = broadcaster.buffer, broadcaster.slow_grace
     broadcaster.buffer, broadcaster.slow_grace = 32, 1.0
     yield broadcaster
@@ -117,14 +116,14 @@ async def test_stalled_client_is_cut_off_and_others_get_every_update(server, acc
     stalled = await open_subscriber(server, account.token, account.slug, stalled=True)
     healthy = await open_subscriber(server, account.token, account.slug, stalled=False)
     try:
-        await wait_until(lambda: _count(workspace.id, 2), 10, "both subscriptions to register")
+        await wait_until(lambda: _count(server, workspace.id, 2), 10, "both subscriptions to register")
         reader = asyncio.create_task(read_all(healthy, UPDATES))
         sent = await publish_updates(redis_url, workspace.id, UPDATES)
 
         # The healthy client gets all of them, in order, while the other one is not reading at all.
         assert await asyncio.wait_for(reader, 30) == sent
         # The stalled one never takes its close frame: after the grace its connection is cut.
-        await wait_until(lambda: _count(workspace.id, 1), 15, "the stalled subscriber to be dropped")
+        await wait_until(lambda: _count(server, workspace.id, 1), 15, "the stalled subscriber to be dropped")
         received, closed = await read_until_closed(stalled)
         assert received < UPDATES
         assert closed.rcvd is None or closed.rcvd.code == 1013, closed
@@ -132,7 +131,7 @@ async def test_stalled_client_is_cut_off_and_others_get_every_update(server, acc
         for ws in (stalled, healthy):
             with contextlib.suppress(Exception):
                 await ws.close()
-    await wait_until(lambda: _count(workspace.id, 0), 10, "the healthy subscriber to be released")
+    await wait_until(lambda: _count(server, workspace.id, 0), 10, "the healthy subscriber to be released")
 
 
 async def test_slow_client_is_told_why_it_was_dropped(server, account, redis_url, small_buffers):
@@ -140,8 +139,8 @@ async def test_slow_client_is_told_why_it_was_dropped(server, account, redis_url
     workspace = await Workspace.get(slug=account.slug)
     slow = await open_subscriber(server, account.token, account.slug, stalled=True)
     try:
-        await wait_until(lambda: _count(workspace.id, 1), 10, "the subscription to register")
-        [subscriber] = await subscribers_of(workspace.id)
+        await wait_until(lambda: _count(server, workspace.id, 1), 10, "the subscription to register")
+        [subscriber] = await subscribers_of(server, workspace.id)
         await publish_updates(redis_url, workspace.id, UPDATES)
 
         async def overflowed():
@@ -157,8 +156,8 @@ async def test_slow_client_is_told_why_it_was_dropped(server, account, redis_url
     assert closed.rcvd is not None, "the server cut the connection instead of closing it"
     assert closed.rcvd.code == 1013
     assert closed.rcvd.reason.startswith("SLOW_SUBSCRIBER: more than 32 live updates were waiting")
-    await wait_until(lambda: _count(workspace.id, 0), 10, "the subscriber to be released")
+    await wait_until(lambda: _count(server, workspace.id, 0), 10, "the subscriber to be released")
 
 
-async def _count(workspace_id: str, expected: int) -> bool:
-    return len(await subscribers_of(workspace_id)) == expected
+async def _count(server, workspace_id: str, expected: int) -> bool:
+    return len(await subscribers_of(server, workspace_id)) == expected

@@ -21,7 +21,6 @@ from gql.transport.exceptions import (
 from gql.transport.websockets import WebsocketsTransport
 
 from app.models import Workspace
-from app.realtime.broadcaster import get_broadcaster
 
 UPDATES = gql("""
 subscription($ws: String!) {
@@ -84,16 +83,16 @@ class Live:
         return got
 
 
-async def _subscriber_count(slug: str) -> int:
+async def _subscriber_count(server, slug: str) -> int:
     ws = await Workspace.get(slug=slug)
-    return len(get_broadcaster().subscribers.get(ws.id, ()))
+    return len(server.broadcaster.subscribers.get(ws.id, ()))
 
 
 @contextlib.asynccontextmanager
 async def live(server, token: str, slug: str, subprotocol: str = WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL,
                ) -> AsyncIterator[Live]:
     """Subscribes to deliveryUpdates and returns once the server has registered the subscriber."""
-    before = await _subscriber_count(slug)
+    before = await _subscriber_count(server, slug)
     client = Client(transport=transport(server, token, subprotocol), fetch_schema_from_transport=False)
     async with client as session:
         result = Live()
@@ -113,7 +112,7 @@ async def live(server, token: str, slug: str, subprotocol: str = WebsocketsTrans
             # The server runs in this process: wait until its broadcaster holds the new subscriber, so
             # nothing published afterwards can be missed.
             for _ in range(200):
-                if await _subscriber_count(slug) > before:
+                if await _subscriber_count(server, slug) > before:
                     break
                 if task.done() or not result.queue.empty():
                     break
@@ -200,7 +199,7 @@ async def test_missing_or_bad_token_is_refused_at_connect(server, account, subpr
         assert isinstance(refused.value, TransportConnectionFailed)
         cause = refused.value.__cause__
         assert getattr(getattr(cause, "rcvd", None), "code", None) == 4403, repr(cause)
-    assert await _subscriber_count(account.slug) == 0
+    assert await _subscriber_count(server, account.slug) == 0
 
 
 async def test_workspaces_are_isolated(server, account, other_account, receiver):
@@ -228,7 +227,7 @@ async def test_another_workspaces_slug_is_not_found(server, account, other_accou
                 async for _ in session.subscribe(request):
                     pytest.fail("no update may be sent for another workspace")
     assert failed.value.errors[0]["extensions"]["code"] == "NOT_FOUND"
-    assert await _subscriber_count(account.slug) == 0
+    assert await _subscriber_count(server, account.slug) == 0
 
 
 RETRY = """mutation($id: ID!) { deliveryRetry(input: {id: $id}) { delivery { id status } errors { code } } }"""

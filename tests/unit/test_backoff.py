@@ -3,13 +3,13 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from app.delivery.backoff import (
-    DEFAULT_SCHEDULE,
+from app.config import DEFAULT_RETRY_SCHEDULE as DEFAULT_SCHEDULE
+from app.config import parse_schedule
+from app.core.retry import (
     RETRY_AFTER_STATUSES,
     clamp_retry_after,
     next_delay,
     parse_retry_after,
-    parse_schedule,
 )
 
 NOW = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)

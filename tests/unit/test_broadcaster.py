@@ -6,19 +6,30 @@ import asyncio
 
 import pytest
 
-from app.realtime.broadcaster import Broadcaster, SlowSubscriber
+from datetime import UTC, datetime
+
+from app.delivery.updates import DeliveryState, DeliveryUpdate
+from app.models import DeliveryStatus
+from app.realtime.broadcaster import Broadcaster, LiveMessage, SlowSubscriber
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def message(n: int, workspace: str = "ws_1", integration: str = "int_1", status: str = "SUCCEEDED",
-            form_slug: str | None = None) -> dict:
-    return {"delivery": {"id": f"del_{n}", "workspace_id": workspace, "integration_id": integration,
-                         "status": status}, "form_slug": form_slug}
+            form_slug: str | None = None) -> LiveMessage:
+    delivery = DeliveryState(
+        id=f"del_{n}", workspace_id=workspace, event_id="evt_1", integration_id=integration, form_id=None,
+        attachment_id=None, event_type="x.y", status=DeliveryStatus(status), is_test=False, attempt_count=1,
+        next_attempt_at=None, response_code=200, duration_ms=1, last_error=None, request=None, response=None,
+        created_at=NOW, updated_at=NOW, delivered_at=NOW,
+    )
+    return LiveMessage(DeliveryUpdate(delivery=delivery, attempt=None, form_slug=form_slug, at=NOW))
 
 
 async def take(sub_updates, count: int) -> list[str]:
     out = []
     async for m in sub_updates:
-        out.append(m["delivery"]["id"])
+        out.append(m.update.delivery.id)
         if len(out) == count:
             return out
     return out
@@ -47,7 +58,7 @@ async def test_overflow_without_handler_delivers_what_fit_then_raises():
     for n in range(10):
         b.dispatch(message(n))
     updates = sub.updates()
-    assert [(await anext(updates))["delivery"]["id"] for _ in range(3)] == ["del_0", "del_1", "del_2"]
+    assert [(await anext(updates)).update.delivery.id for _ in range(3)] == ["del_0", "del_1", "del_2"]
     with pytest.raises(SlowSubscriber, match="more than 3 updates were waiting"):
         await anext(updates)
 

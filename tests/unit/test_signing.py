@@ -8,7 +8,7 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from app.delivery.signing import (
+from app.core.signing import (
     generate_secret,
     secret_key_bytes,
     sign,

@@ -6,14 +6,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from app.delivery.ssrf import (
+from app.config import parse_networks
+from app.core.ssrf import (
     GuardedResolver,
     SSRFError,
     check_literal_host,
     check_target_url,
     is_forbidden_address,
     make_connector,
-    parse_networks,
 )
 
 FORBIDDEN = [
@@ -97,14 +97,14 @@ def test_allowed_networks_override(address: str, networks: str, expected: bool) 
 
 
 def test_parse_networks() -> None:
-    assert parse_networks("") == []
-    assert parse_networks("  ,  ") == []
-    assert parse_networks("127.0.0.0/8, ::1/128,10.1.2.3") == [
+    assert parse_networks("") == ()
+    assert parse_networks("  ,  ") == ()
+    assert list(parse_networks("127.0.0.0/8, ::1/128,10.1.2.3")) == [
         ipaddress.ip_network("127.0.0.0/8"),
         ipaddress.ip_network("::1/128"),
         ipaddress.ip_network("10.1.2.3/32"),
     ]
-    assert parse_networks("10.1.2.3/8") == [ipaddress.ip_network("10.0.0.0/8")]
+    assert parse_networks("10.1.2.3/8") == (ipaddress.ip_network("10.0.0.0/8"),)
     with pytest.raises(ValueError, match="'10.0.0.0/33'"):
         parse_networks("127.0.0.0/8,10.0.0.0/33")
     with pytest.raises(ValueError, match="'localhost'"):

@@ -10,9 +10,10 @@ import sys
 
 from redis.asyncio import Redis
 
-from app.delivery.fanout import publish_event
 from app.delivery.runtime import open_runtime
+from app.delivery.unit import unit_of_work
 from app.models import Delivery, DeliveryAttempt, Workspace
+from app.services import events
 from tests.worker.helpers import connect_webhook, publish, settled
 
 
@@ -47,7 +48,7 @@ async def test_worker_killed_mid_send_is_redelivered(account, receiver, settings
         "HOOKYARD_DATABASE_URL": settings.database_url,
         "HOOKYARD_REDIS_URL": queue_url,
         "HOOKYARD_SECRET_KEY": settings.secret_key,
-        "HOOKYARD_ALLOWED_NETWORKS": settings.allowed_networks,
+        "HOOKYARD_ALLOWED_NETWORKS": ",".join(str(n) for n in settings.allowed_networks),
         "HOOKYARD_DATA_DIR": str(tmp_path),
         "HOOKYARD_REQUEST_TIMEOUT": "2",
         "HOOKYARD_SEND_LEASE_SECONDS": "3",
@@ -57,8 +58,9 @@ async def test_worker_killed_mid_send_is_redelivered(account, receiver, settings
     runtime = await open_runtime(settings, queue_url)
     try:
         workspace = await Workspace.get(slug=account.slug)
-        published = await publish_event(workspace, "session.completed", {"n": 1}, runtime=runtime)
-        delivery_id = published.deliveries[0].id
+        async with unit_of_work(runtime) as unit:
+            published = await events.publish(unit, workspace, "session.completed", {"n": 1})
+        delivery_id = published.value.deliveries[0].id
         await receiver.wait_for("/kill", 1, timeout=30)  # the separate worker process is mid-send
         assert (await Delivery.get(id=delivery_id)).status == "SENDING"
         worker.send_signal(signal.SIGKILL)

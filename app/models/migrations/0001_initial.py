@@ -5,7 +5,7 @@ from tortoise.fields.data import JSON_DUMPS
 from tortoise.indexes import Index
 from tortoise.migrations import operations as ops
 
-from app.ids import (
+from app.core.ids import (
     attempt_id,
     delivery_id,
     event_id,

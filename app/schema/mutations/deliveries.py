@@ -4,12 +4,12 @@ from datetime import datetime
 
 import strawberry
 
-from app.delivery import actions
-from app.delivery.runtime import get_runtime
+from app.core.errors import CommonErrorCode, FieldError
 from app.schema import types as t
 from app.schema.context import Info
-from app.schema.errors import UserError, user_error, user_errors
+from app.schema.errors import UserError, user_errors
 from app.schema.queries import load_delivery, load_integration
+from app.services import deliveries
 
 
 @strawberry.input
@@ -42,14 +42,16 @@ class DeliveryMutations:
     @strawberry.mutation
     async def delivery_retry(self, info: Info, input: DeliveryRetryInput) -> DeliveryRetryPayload:
         delivery = await load_delivery(info, input.id, ability="deliveries:write")
-        queued, errors = await actions.retry_now(delivery, get_runtime())
-        return DeliveryRetryPayload(queued=queued, delivery=t.Delivery.of(delivery), errors=user_errors(errors))
+        async with info.context.unit() as unit:
+            done = await deliveries.retry_now(unit, delivery)
+        return DeliveryRetryPayload(queued=done.ok, delivery=t.Delivery.of(delivery), errors=user_errors(done.errors))
 
     @strawberry.mutation
     async def deliveries_recover(self, info: Info, input: DeliveriesRecoverInput) -> DeliveriesRecoverPayload:
         integration = await load_integration(info, input.integration_id, ability="deliveries:write")
         if input.until is not None and input.until < input.since:
-            return DeliveriesRecoverPayload(queued=0, errors=user_error("until", "must not be before since",
-                                                                        "OUT_OF_RANGE"))
-        queued = await actions.recover(integration.id, input.since, input.until, get_runtime())
-        return DeliveriesRecoverPayload(queued=queued, errors=[])
+            return DeliveriesRecoverPayload(queued=0, errors=user_errors([FieldError(
+                "until", "must not be before since", CommonErrorCode.OUT_OF_RANGE)]))
+        async with info.context.unit() as unit:
+            done = await deliveries.recover(unit, integration, input.since, input.until)
+        return DeliveriesRecoverPayload(queued=done.value or 0, errors=user_errors(done.errors))

@@ -3,12 +3,11 @@ from __future__ import annotations
 import strawberry
 from strawberry.scalars import JSON
 
-from app.delivery.fanout import publish_event
-from app.delivery.runtime import get_runtime
 from app.schema import types as t
 from app.schema.context import Info
 from app.schema.errors import UserError, user_errors
 from app.schema.permissions import workspace_by_slug
+from app.services import events
 
 
 @strawberry.input
@@ -33,8 +32,10 @@ class EventMutations:
     @strawberry.mutation
     async def event_publish(self, info: Info, input: EventPublishInput) -> EventPublishPayload:
         ws = await workspace_by_slug(info, input.workspace, ability="events:publish")
-        result = await publish_event(ws, input.type, input.payload, runtime=get_runtime(),
-                                     form_slug=input.form_slug, idempotency_key=input.idempotency_key)
+        async with info.context.unit() as unit:
+            done = await events.publish(unit, ws, input.type, input.payload, form_slug=input.form_slug,
+                                        idempotency_key=input.idempotency_key)
+        result = done.value
         return EventPublishPayload(
             event=t.Event.of(result.event) if result.event else None,
             deliveries=[t.Delivery.of(d) for d in result.deliveries],

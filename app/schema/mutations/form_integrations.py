@@ -8,7 +8,7 @@ from app.schema import types as t
 from app.schema.context import Info
 from app.schema.errors import NotFound, UserError, user_errors
 from app.schema.permissions import check_workspace, principal, workspace_by_slug
-from app.services import integrations
+from app.services import attachments
 
 WRITE = {"ability": "integrations:write", "admin": True, "plan": True}
 
@@ -70,27 +70,31 @@ class FormIntegrationMutations:
             raise NotFound(f"form {input.form_slug!r} not found")
         if integration is None:
             raise NotFound("integration not found")
-        att, errors = await integrations.attach(
-            form, integration, events=input.events, enabled=input.enabled,
-            notify_on_failure=input.notify_on_failure, logic=input.logic,
-        )
-        return FormIntegrationPayload(form_integration=t.FormIntegration.of(att) if att else None,
-                                      errors=user_errors(errors))
+        async with info.context.unit() as unit:
+            done = await attachments.attach(
+                unit, form, integration, events=input.events, enabled=input.enabled,
+                notify_on_failure=input.notify_on_failure, logic=input.logic,
+            )
+        return FormIntegrationPayload(form_integration=t.FormIntegration.of(done.value) if done.ok else None,
+                                      errors=user_errors(done.errors))
 
     @strawberry.mutation
     async def form_integration_update(
         self, info: Info, input: FormIntegrationUpdateInput
     ) -> FormIntegrationPayload:
         att = await load_attachment(info, input.id, **WRITE)
-        errors = await integrations.update_attachment(
-            att, events=input.events, enabled=input.enabled, notify_on_failure=input.notify_on_failure,
-            logic=input.logic or None, clear_logic=input.logic == {},
-        )
-        return FormIntegrationPayload(form_integration=t.FormIntegration.of(att), errors=user_errors(errors))
+        async with info.context.unit() as unit:
+            done = await attachments.update_attachment(
+                unit, att, events=input.events, enabled=input.enabled, notify_on_failure=input.notify_on_failure,
+                logic=input.logic or None, clear_logic=input.logic == {},
+            )
+        return FormIntegrationPayload(form_integration=t.FormIntegration.of(att), errors=user_errors(done.errors))
 
     @strawberry.mutation
     async def form_integration_detach(
         self, info: Info, input: FormIntegrationDetachInput
     ) -> FormIntegrationDetachPayload:
         att = await load_attachment(info, input.id, ability="integrations:write", admin=True)
-        return FormIntegrationDetachPayload(detached_id=await integrations.detach(att), errors=[])
+        async with info.context.unit() as unit:
+            done = await attachments.detach(unit, att)
+        return FormIntegrationDetachPayload(detached_id=done.value, errors=user_errors(done.errors))

@@ -53,14 +53,16 @@ class FormMutations:
     @strawberry.mutation
     async def form_create(self, info: Info, input: FormCreateInput) -> FormPayload:
         ws = await workspace_by_slug(info, input.workspace, ability="forms:write")
-        form, errors = await forms.create_form(ws, input.slug, input.name)
-        return FormPayload(form=t.Form.of(form) if form else None, errors=user_errors(errors))
+        async with info.context.unit():
+            done = await forms.create_form(ws, input.slug, input.name)
+        return FormPayload(form=t.Form.of(done.value) if done.ok else None, errors=user_errors(done.errors))
 
     @strawberry.mutation
     async def form_update(self, info: Info, input: FormUpdateInput) -> FormPayload:
         form = await load_form(info, input.id)
-        errors = await forms.update_form(form, input.slug, input.name)
-        return FormPayload(form=t.Form.of(form), errors=user_errors(errors))
+        async with info.context.unit():
+            done = await forms.update_form(form, input.slug, input.name)
+        return FormPayload(form=t.Form.of(form), errors=user_errors(done.errors))
 
     @strawberry.mutation
     async def form_delete(self, info: Info, input: FormDeleteInput) -> FormDeletePayload:

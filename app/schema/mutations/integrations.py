@@ -4,8 +4,6 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app import models
-from app.delivery.probe import send_test
-from app.delivery.runtime import get_runtime
 from app.schema import types as t
 from app.schema.context import Info
 from app.schema.errors import NotFound, UserError, user_errors
@@ -80,42 +78,45 @@ class IntegrationMutations:
     @strawberry.mutation
     async def integration_connect(self, info: Info, input: IntegrationConnectInput) -> IntegrationConnectPayload:
         ws = await workspace_by_slug(info, input.workspace, **WRITE)
-        integration, secret, errors = await integrations.connect(
-            ws, type_name=input.type.value, name=input.name, config=input.config, secrets=input.secrets,
-            events=input.events, scope=models.IntegrationScope(input.scope.value) if input.scope else None,
-            enabled=input.enabled,
-        )
-        return IntegrationConnectPayload(
-            integration=t.Integration.of(integration) if integration else None, secret=secret,
-            errors=user_errors(errors),
-        )
+        async with info.context.unit() as unit:
+            done = await integrations.connect(
+                unit, ws, type_name=input.type.value, name=input.name, config=input.config, secrets=input.secrets,
+                events=input.events, scope=models.IntegrationScope(input.scope.value) if input.scope else None,
+                enabled=input.enabled,
+            )
+        if not done.ok:
+            return IntegrationConnectPayload(errors=user_errors(done.errors))
+        return IntegrationConnectPayload(integration=t.Integration.of(done.value.integration),
+                                         secret=done.value.secret, errors=[])
 
     @strawberry.mutation
     async def integration_update(self, info: Info, input: IntegrationUpdateInput) -> IntegrationUpdatePayload:
         integration = await load_integration(info, input.id, **WRITE)
-        errors = await integrations.update(
-            integration, name=input.name, config=input.config, secrets=input.secrets, events=input.events,
-            scope=models.IntegrationScope(input.scope.value) if input.scope else None, enabled=input.enabled,
-        )
-        if not errors:
-            await integrations.after_update(integration)
+        async with info.context.unit() as unit:
+            done = await integrations.update(
+                unit, integration, name=input.name, config=input.config, secrets=input.secrets, events=input.events,
+                scope=models.IntegrationScope(input.scope.value) if input.scope else None, enabled=input.enabled,
+            )
         await integration.refresh_from_db()
-        return IntegrationUpdatePayload(integration=t.Integration.of(integration), errors=user_errors(errors))
+        return IntegrationUpdatePayload(integration=t.Integration.of(integration), errors=user_errors(done.errors))
 
     @strawberry.mutation
     async def integration_disconnect(
         self, info: Info, input: IntegrationDisconnectInput
     ) -> IntegrationDisconnectPayload:
         integration = await load_integration(info, input.id, ability="integrations:write", admin=True)
-        return IntegrationDisconnectPayload(deleted_id=await integrations.disconnect(integration), errors=[])
+        async with info.context.unit() as unit:
+            done = await integrations.disconnect(unit, integration)
+        return IntegrationDisconnectPayload(deleted_id=done.value, errors=user_errors(done.errors))
 
     @strawberry.mutation
     async def integration_rotate_secret(
         self, info: Info, input: IntegrationRotateSecretInput
     ) -> IntegrationRotateSecretPayload:
         integration = await load_integration(info, input.id, **WRITE)
-        secret, errors = await integrations.rotate_secret(integration, input.grace_period_seconds)
-        return IntegrationRotateSecretPayload(secret=secret, errors=user_errors(errors))
+        async with info.context.unit() as unit:
+            done = await integrations.rotate_secret(unit, integration, input.grace_period_seconds)
+        return IntegrationRotateSecretPayload(secret=done.value, errors=user_errors(done.errors))
 
 
 @strawberry.input
@@ -144,9 +145,11 @@ class IntegrationProbeMutations:
     @strawberry.mutation
     async def integration_test(self, info: Info, input: IntegrationTestInput) -> IntegrationTestPayload:
         integration = await load_integration(info, input.id, **WRITE)
-        result, errors = await send_test(integration, input.event, get_runtime())
-        if result is None:
-            return IntegrationTestPayload(errors=user_errors(errors))
+        async with info.context.unit() as unit:
+            prepared = await integrations.prepare_test(unit, integration, input.event)
+        if not prepared.ok:
+            return IntegrationTestPayload(errors=user_errors(prepared.errors))
+        result = (await integrations.send_test(info.context.runtime, prepared.value)).value
         return IntegrationTestPayload(
             result=IntegrationTestResult(success=result.success, response_code=result.response_code,
                                          duration_ms=result.duration_ms, error_message=result.error_message),
@@ -183,9 +186,7 @@ class IntegrationOAuthMutations:
             integration = await load_integration(info, input.integration_id, **WRITE)
             if integration.workspace_id != ws.id:
                 raise NotFound("integration not found")
-        runtime = get_runtime()
-        url, errors = await oauth_connect.start(
-            runtime.redis, runtime.settings, ws, input.type.value, input.redirect_to, name=input.name,
-            config=input.config, integration=integration,
-        )
-        return IntegrationOAuthConnectUrlPayload(url=url, errors=user_errors(errors))
+        async with info.context.unit() as unit:
+            done = await oauth_connect.start(unit, ws, input.type.value, input.redirect_to, name=input.name,
+                                             config=input.config, integration=integration)
+        return IntegrationOAuthConnectUrlPayload(url=done.value, errors=user_errors(done.errors))

@@ -54,8 +54,10 @@ class WorkspaceMutations:
     @strawberry.mutation
     async def workspace_create(self, info: Info, input: WorkspaceCreateInput) -> WorkspaceCreatePayload:
         p = principal(info)
-        ws, errors = await workspaces.create_workspace(p.user, input.slug, input.name, input.plan or models.Plan.FREE)
-        return WorkspaceCreatePayload(workspace=t.Workspace.of(ws) if ws else None, errors=user_errors(errors))
+        async with info.context.unit():
+            done = await workspaces.create_workspace(p.user, input.slug, input.name, input.plan or models.Plan.FREE)
+        return WorkspaceCreatePayload(workspace=t.Workspace.of(done.value) if done.ok else None,
+                                      errors=user_errors(done.errors))
 
     @strawberry.mutation
     async def member_add(self, info: Info, input: MemberAddInput) -> MemberAddPayload:
@@ -63,8 +65,9 @@ class WorkspaceMutations:
         role = input.role or models.Role.MEMBER
         if role == models.Role.OWNER and await role_in(info, ws.id) != models.Role.OWNER:
             raise Forbidden("only owners may add owners")
-        member, errors = await workspaces.add_member(ws, input.email, role, input.name)
-        return MemberAddPayload(member=t.Member.of(member) if member else None, errors=user_errors(errors))
+        async with info.context.unit():
+            done = await workspaces.add_member(ws, input.email, role, input.name)
+        return MemberAddPayload(member=t.Member.of(done.value) if done.ok else None, errors=user_errors(done.errors))
 
     @strawberry.mutation
     async def member_remove(self, info: Info, input: MemberRemoveInput) -> MemberRemovePayload:
@@ -72,5 +75,6 @@ class WorkspaceMutations:
         target = await models.Membership.get_or_none(workspace=ws, user_id=input.user_id)
         if target and target.role == models.Role.OWNER and await role_in(info, ws.id) != models.Role.OWNER:
             raise Forbidden("only owners may remove owners")
-        removed, errors = await workspaces.remove_member(ws, input.user_id)
-        return MemberRemovePayload(removed_user_id=removed, errors=user_errors(errors))
+        async with info.context.unit():
+            done = await workspaces.remove_member(ws, input.user_id)
+        return MemberRemovePayload(removed_user_id=done.value, errors=user_errors(done.errors))

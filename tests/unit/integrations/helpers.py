@@ -39,6 +39,7 @@ def make_ctx(
     is_test: bool = False,
     event_type: str = "session.completed",
     form_slug: str | None = None,
+    shared: dict[str, Any] | None = None,
 ) -> DeliveryContext:
     return DeliveryContext(
         delivery_id="del_1",
@@ -52,4 +53,5 @@ def make_ctx(
         integration_name="test",
         form_slug=form_slug,
         settings=settings,
+        shared={} if shared is None else shared,
     )

@@ -91,8 +91,9 @@ async def test_refreshes_before_expiry(fake, provider_settings, exchange):
 async def test_concurrent_deliveries_share_one_refresh(fake, provider_settings, exchange):
     config = valid_config(hubspot, {}, provider_settings)
     secrets = connected(fake, "hubspot", expires_in=30)
-    ctxs = [make_ctx(config, hubspot.sample_payload("x"), secrets=dict(secrets), settings=provider_settings)
-            for _ in range(5)]
+    process_state: dict = {}  # what the runtime shares between the deliveries of one process
+    ctxs = [make_ctx(config, hubspot.sample_payload("x"), secrets=dict(secrets), settings=provider_settings,
+                     shared=process_state) for _ in range(5)]
     outcomes = await asyncio.gather(*(hubspot.deliver(ctx, exchange) for ctx in ctxs))
     assert all(o.success for o in outcomes), [o.error for o in outcomes]
     token_calls = [r for r in fake.requests if r.path == "/hubspot/oauth/v1/token"]
@@ -100,7 +101,8 @@ async def test_concurrent_deliveries_share_one_refresh(fake, provider_settings, 
     assert len({ctx.secrets["access_token"] for ctx in ctxs}) == 1
     assert all(ctx.secrets_changed for ctx in ctxs)
     # A later delivery still holding the old refresh token gets the same new tokens, without a call.
-    late = make_ctx(config, hubspot.sample_payload("x"), secrets=dict(secrets), settings=provider_settings)
+    late = make_ctx(config, hubspot.sample_payload("x"), secrets=dict(secrets), settings=provider_settings,
+                    shared=process_state)
     assert (await hubspot.deliver(late, exchange)).success
     assert len([r for r in fake.requests if r.path == "/hubspot/oauth/v1/token"]) == 1
     assert late.secrets["access_token"] == ctxs[0].secrets["access_token"]

@@ -1,17 +1,64 @@
-"""One HTTP call to a target, guarded and recorded for the delivery log."""
+"""Outgoing HTTP: the request a plugin builds, and the exchange that sends it through the SSRF
+guard and keeps every call for the delivery log."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from app.delivery.ssrf import SSRFError, check_literal_host
-from app.integrations.base import MASK, OutgoingRequest
+from app.config import IPNetwork, Settings
+from app.core.ssrf import SSRFError, check_literal_host, make_connector
 
 MAX_RESPONSE_BODY = 64 * 1024
+USER_AGENT = "Hookyard/0.1"
+MASK = "••••••"
+
+
+def mask_url(url: str) -> str:
+    """`url` with its last path segment hidden but for a short tail, and its query hidden.
+
+    Chat webhook URLs end in their token (`/services/T…/B…/<token>`, `/webhooks/<id>/<token>`):
+    what is left tells people which webhook it is without letting anyone post to it.
+    """
+    parts = urlsplit(url)
+    head, _, last = parts.path.rpartition("/")
+    path = f"{head}/{MASK}{last[-4:] if len(last) >= 16 else ''}" if last else parts.path
+    return urlunsplit((parts.scheme, parts.netloc, path, MASK if parts.query else "", ""))
+
+
+@dataclass
+class OutgoingRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    # Header names whose values must be masked in the delivery log.
+    secret_headers: frozenset[str] = frozenset()
+    verify_ssl: bool = True
+    # The URL itself carries a credential (Slack and Discord webhooks): the log keeps a masked copy.
+    secret_url: bool = False
+    # A body carrying credentials (token endpoints) is logged as this masked copy instead.
+    log_body: bytes | None = None
+    # The answer carries credentials (token endpoints): the log keeps no response body.
+    mask_response_body: bool = False
+
+    @property
+    def log_url(self) -> str:
+        return mask_url(self.url) if self.secret_url else self.url
+
+
+def open_session(settings: Settings, *, limit: int = 100) -> aiohttp.ClientSession:
+    """The one shared client session of a process: guarded DNS, no proxies from the environment."""
+    return aiohttp.ClientSession(
+        connector=make_connector(settings.allowed_networks, limit=max(limit, 100), limit_per_host=100),
+        trust_env=False,
+        auto_decompress=True,
+    )
 
 
 @dataclass
@@ -34,8 +81,7 @@ def request_record(request: OutgoingRequest) -> dict:
         "method": request.method,
         "url": request.log_url,
         "headers": masked_headers(request),
-        # Token-endpoint calls carry the client secret and tokens: they provide a masked copy.
-        "body": getattr(request, "log_body", request.body).decode("utf-8", "replace"),
+        "body": (request.body if request.log_body is None else request.log_body).decode("utf-8", "replace"),
     }
 
 
@@ -82,7 +128,7 @@ def describe_error(exc: BaseException, timeout: float) -> str:
 class HttpExchange:
     """Sends requests over the shared session and keeps every exchange."""
 
-    def __init__(self, session: aiohttp.ClientSession, allowed_networks, timeout: float):
+    def __init__(self, session: aiohttp.ClientSession, allowed_networks: Sequence[IPNetwork], timeout: float):
         self.session = session
         self.allowed = allowed_networks
         self.timeout = timeout
@@ -106,7 +152,7 @@ class HttpExchange:
                 rec.status = response.status
                 rec.headers = {str(k): v for k, v in response.headers.items()}
                 body, rec.truncated = await _read_capped(response)
-                rec.body = MASK.encode() if getattr(request, "mask_response_body", False) else body
+                rec.body = MASK.encode() if request.mask_response_body else body
         except BaseException as exc:
             rec.error = describe_error(exc, self.timeout)
             if request.secret_url:  # some client errors quote the URL

@@ -1,17 +1,22 @@
-"""Standard Webhooks signatures (https://www.standardwebhooks.com/)."""
+"""Standard Webhooks signatures (https://www.standardwebhooks.com/).
+
+The signature itself is the `standardwebhooks` package's: the same code receivers verify with.
+What it cannot do is kept here: minting `whsec_` secrets, keys for user-supplied secrets that are
+not `whsec_` base64 (their UTF-8 bytes are the key), and several signatures during a rotation.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import secrets as _random
 from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from standardwebhooks.webhooks import Webhook
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
-SIGNATURE_VERSION = "v1"
 
 
 def generate_secret() -> str:
@@ -37,9 +42,7 @@ def secret_key_bytes(secret: str) -> bytes:
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """``v1,<base64 HMAC-SHA256 of "{msg_id}.{timestamp}.{body}">``."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret_key_bytes(secret), signed, hashlib.sha256).digest()
-    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode('ascii')}"
+    return Webhook(secret_key_bytes(secret)).sign(msg_id, datetime.fromtimestamp(timestamp, UTC), body.decode("utf-8"))
 
 
 def signature_header(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:

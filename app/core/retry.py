@@ -1,38 +1,20 @@
-"""Retry schedule, jitter and Retry-After handling."""
+"""When to try again: the retry schedule with jitter, and `Retry-After`.
+
+The default schedule is `app.config.DEFAULT_RETRY_SCHEDULE`; settings parse
+`HOOKYARD_RETRY_SCHEDULE` into the same shape.
+"""
 
 from __future__ import annotations
 
-import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-# Delays after the 1st..7th failed attempt: 8 attempts, about 27 hours in total.
-DEFAULT_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+# Answers whose `Retry-After` is honoured; the header on any other status is ignored.
 RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
-
-
-def parse_schedule(text: str | None) -> tuple[float, ...]:
-    """Comma-separated non-negative seconds such as ``"1,5,30"``; blank or None gives the default."""
-    if text is None or not text.strip():
-        return DEFAULT_SCHEDULE
-    delays: list[float] = []
-    for position, raw in enumerate(text.split(","), start=1):
-        entry = raw.strip()
-        try:
-            delay = float(entry)
-        except ValueError:
-            raise ValueError(
-                f"retry schedule entry {position} ({entry!r}) is not a number of seconds"
-            ) from None
-        if not math.isfinite(delay) or delay < 0:
-            raise ValueError(
-                f"retry schedule entry {position} ({entry!r}) must be a finite, "
-                "non-negative number of seconds"
-            )
-        delays.append(delay)
-    return tuple(delays)
+RETRY_AFTER_MIN_SECONDS = 1.0
+RETRY_AFTER_MAX_SECONDS = 3600.0
 
 
 def next_delay(
@@ -59,7 +41,7 @@ def next_delay(
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent or invalid.
+    """Seconds from a ``Retry-After`` value (delta-seconds or HTTP-date); None if absent or invalid.
 
     A date in the past gives 0. ``now`` should be timezone-aware; a naive one is taken as UTC.
     """
@@ -79,5 +61,17 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def clamp_retry_after(seconds: float, minimum: float = 1.0, maximum: float = 3600.0) -> float:
+def header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """A header's value, whatever the case of its name."""
+    name = name.lower()
+    return next((v for k, v in (headers or {}).items() if k.lower() == name), None)
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds the `Retry-After` header of an answer asks for, now."""
+    return parse_retry_after(header(headers, "retry-after"), datetime.now(UTC))
+
+
+def clamp_retry_after(seconds: float, minimum: float = RETRY_AFTER_MIN_SECONDS,
+                      maximum: float = RETRY_AFTER_MAX_SECONDS) -> float:
     return min(max(seconds, minimum), maximum)

@@ -8,7 +8,7 @@ from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as tortoise_migrate
 
-from app.config import Settings, get_settings
+from app.config import Settings
 
 MIGRATIONS_MODULE = "app.models.migrations"
 
@@ -37,8 +37,7 @@ def _connection(url: str) -> str | dict:
     return config
 
 
-def tortoise_config(settings: Settings | None = None) -> dict:
-    settings = settings or get_settings()
+def tortoise_config(settings: Settings) -> dict:
     url = _normalise_url(settings.database_url)
     if url.startswith("sqlite://"):
         path = url[len("sqlite://") :]
@@ -58,13 +57,13 @@ def tortoise_config(settings: Settings | None = None) -> dict:
     }
 
 
-async def migrate(settings: Settings | None = None) -> None:
+async def migrate(settings: Settings) -> None:
     """Apply every pending migration."""
     await tortoise_migrate(config=tortoise_config(settings))
     await Tortoise.close_connections()
 
 
-async def init_db(settings: Settings | None = None) -> None:
+async def init_db(settings: Settings) -> None:
     """Open the ORM for a process that has no Starlette lifespan (worker, CLI)."""
     await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
 
@@ -73,8 +72,5 @@ async def close_db() -> None:
     await Tortoise.close_connections()
 
 
-def is_postgres(settings: Settings | None = None) -> bool:
-    return (settings or get_settings()).database_url.startswith(("postgres://", "postgresql://"))
-
 # Used by the `tortoise` CLI: `tortoise -c app.db.TORTOISE_ORM makemigrations`.
-TORTOISE_ORM = tortoise_config()
+TORTOISE_ORM = tortoise_config(Settings())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.auth import ABILITIES, create_token
+from app.services.tokens import ABILITIES, create_token
 from app.models import Plan, User, Workspace
 from app.services.workspaces import create_workspace
 
@@ -21,9 +21,10 @@ async def bootstrap(email: str = "owner@localhost", slug: str = "default", name:
     user, _ = await User.get_or_create(email=email, defaults={"name": "Owner"})
     workspace = await Workspace.get_or_none(slug=slug)
     if workspace is None:
-        workspace, errors = await create_workspace(user, slug, name, plan)
-        if errors:
-            raise RuntimeError("; ".join(f"{e.field}: {e.message}" for e in errors))
+        created = await create_workspace(user, slug, name, plan)
+        if not created.ok:
+            raise RuntimeError("; ".join(f"{e.field}: {e.message}" for e in created.errors))
+        workspace = created.value
     elif not force_token:
         return Bootstrapped(workspace=workspace, user=user, token=None)
     _, plain = await create_token(user, name="bootstrap", abilities=ABILITIES)

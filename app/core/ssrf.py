@@ -16,8 +16,9 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from app.config import IPNetwork
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPv6Address = ipaddress.IPv6Address
 
 _CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
@@ -44,20 +45,6 @@ class SSRFError(OSError):
 
     def __str__(self) -> str:
         return self.message
-
-
-def parse_networks(text: str) -> list[IPNetwork]:
-    """Comma-separated CIDRs (a bare address is a single-host network); blank gives []."""
-    networks: list[IPNetwork] = []
-    for raw in (text or "").split(","):
-        entry = raw.strip()
-        if not entry:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError as exc:
-            raise ValueError(f"invalid network {entry!r} (expected CIDR such as 10.0.0.0/8): {exc}") from exc
-    return networks
 
 
 def _as_address(ip: str | IPAddress) -> IPAddress:
