@@ -17,6 +17,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from app.models import Delivery, DeliveryStatus
 
 SEND_RELATIONS = ("event", "integration", "workspace", "form")
+# SQL text by (connection, dialect, bucket size). Module-level on purpose: it is derived from the model
+# and the dialect only, never from data or settings, holds a handful of entries, and is the same for
+# every runtime in the process.
 _load_sql: dict[tuple[str, str, int], tuple[str, list]] = {}
 
 

@@ -1,4 +1,5 @@
-"""Publishing an event: one transaction writes the event and a delivery per recipient."""
+"""Publishing an event: the event and a delivery per recipient, written in the caller's unit of work;
+the jobs are queued (and PENDING announced) in one Redis round trip once it commits."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from app.delivery.queue import QueuedSend, add_sends
 from app.delivery.runtime import Runtime
 from app.delivery.unit import Unit
 from app.models import (
+    HOLDING_STATUSES,
     Delivery,
     DeliveryStatus,
     Event,
@@ -25,7 +27,6 @@ from app.models import (
     FormIntegration,
     Integration,
     IntegrationScope,
-    HOLDING_STATUSES,
 )
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -55,10 +56,11 @@ def validate_event(type_name: Any, payload: Any, idempotency_key: Any) -> list[F
     if not isinstance(payload, dict):
         errors.append(FieldError("payload", "must be a JSON object", CommonErrorCode.INVALID))
     elif len(orjson.dumps(payload)) > MAX_PAYLOAD_BYTES:
-        errors.append(FieldError("payload", f"is larger than {MAX_PAYLOAD_BYTES // 1024} KiB", CommonErrorCode.TOO_LONG))
+        errors.append(FieldError("payload", f"is larger than {MAX_PAYLOAD_BYTES // 1024} KiB",
+                                 CommonErrorCode.TOO_LONG))
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key
                                         or len(idempotency_key) > MAX_IDEMPOTENCY_KEY):
-        errors.append(FieldError("idempotencyKey", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters", CommonErrorCode.INVALID))
+        errors.append(FieldError("idempotencyKey", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters"))
     return errors
 
 

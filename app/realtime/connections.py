@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 ABORT_KEY = "hookyard.abort_connection"
 CLOSING_KEY = "hookyard.closing"
 
+# Strong references to closing tasks, which asyncio itself only holds weakly; each removes itself when done.
 _closing: set[asyncio.Task] = set()
 
 

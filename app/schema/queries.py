@@ -13,7 +13,6 @@ from app.schema.errors import NotFound
 from app.schema.permissions import check_workspace, principal, workspace_by_slug
 
 
-
 async def load_integration(info: Info, integration_id: str, **checks) -> models.Integration:
     """The integration, if the viewer may see it; another workspace's answers NOT_FOUND."""
     principal(info)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -388,4 +387,3 @@ class EventType:
     last_seen_at: datetime | None
 
 
-DeliveryConnection = Annotated[Connection[Delivery], strawberry.lazy("app.schema.types")]

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from strawberry.extensions import SchemaExtension
 
 MAX_ENTRIES = 256
+# Module-level on purpose: Strawberry builds a new extension instance per request, so the cache lives
+# beside the schema, keyed weakly by it (it goes when the schema goes) and bounded per schema.
 _valid_by_schema: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 

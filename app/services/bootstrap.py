@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.services.tokens import ABILITIES, create_token
 from app.models import Plan, User, Workspace
+from app.services.tokens import ABILITIES, create_token
 from app.services.workspaces import create_workspace
 
 

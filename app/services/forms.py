@@ -23,7 +23,8 @@ async def update_form(form: Form, slug: str | None, name: str | None) -> Done[Fo
         if err := validate_slug(slug, "slug"):
             errors.append(err)
         elif slug != form.slug and await Form.exists(workspace_id=form.workspace_id, slug=slug):
-            errors.append(FieldError("slug", f"a form with slug {slug!r} exists in this workspace", CommonErrorCode.TAKEN))
+            errors.append(FieldError("slug", f"a form with slug {slug!r} exists in this workspace",
+                                     CommonErrorCode.TAKEN))
     if name is not None and (err := validate_name(name, "name")):
         errors.append(err)
     if errors:
