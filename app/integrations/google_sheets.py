@@ -14,7 +14,10 @@ from urllib.parse import quote
 from app.config import Settings
 from app.core.errors import CommonErrorCode, FieldError
 from app.integrations.base import ConfigField, DeliveryContext, Outcome
-from app.integrations.oauth import OAuthKind, TokenCaller, as_text, resolve_path, unknown_fields, validate_path
+from app.integrations.field_mapping import as_text, resolve_path, unknown_fields, validate_path
+from app.integrations.oauth_caller import TokenCaller
+from app.integrations.oauth_client import OAuthProvider
+from app.integrations.oauth_kind import OAuthKind
 
 DEFAULT_RANGE = "Sheet1!A:Z"
 DEFAULT_COLUMNS = ["$timestamp", "$event", "fields.name", "fields.email"]
@@ -26,6 +29,7 @@ _SHEET = r"(?:'(?:[^']|'')+'|[A-Za-z0-9_]+)"
 _CELL = r"(?:[A-Za-z]{1,3}[0-9]{0,7}|[0-9]{1,7})"
 A1_RE = re.compile(rf"^(?:{_SHEET}!)?{_CELL}(?::{_CELL})?$|^{_SHEET}$")
 FORMULA_STARTS = ("=", "+", "-", "@")
+SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
 
 
 class GoogleSheetsKind(OAuthKind):
@@ -48,6 +52,22 @@ class GoogleSheetsKind(OAuthKind):
             description="payload paths, one per column; $event and $timestamp are special",
         ),
     )
+
+    @classmethod
+    def oauth_app(cls, settings: Settings) -> OAuthProvider | None:
+        if not (settings.google_client_id and settings.google_client_secret):
+            return None
+        return OAuthProvider(
+            type_name=cls.type,
+            auth_url=settings.google_auth_url,
+            token_url=settings.google_token_url,
+            client_id=settings.google_client_id,
+            client_secret=settings.google_client_secret,
+            scopes=SCOPES,
+            pkce=True,
+            # offline + consent: Google only returns a refresh token on a consent screen.
+            extra_auth_params={"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"},
+        )
 
     def validate_config(self, config: dict[str, Any], settings: Settings) -> tuple[dict[str, Any], list[FieldError]]:
         spreadsheet_id, errors = _spreadsheet_id(config.pop("spreadsheet_id", None))

@@ -13,21 +13,16 @@ from typing import Any
 from app.config import Settings
 from app.core.errors import FieldError
 from app.integrations.base import ConfigField, DeliveryContext, Outcome, sample_payload
-from app.integrations.oauth import (
-    OAuthKind,
-    TokenCaller,
-    as_text,
-    payload_problem,
-    provider_error,
-    resolve_path,
-    unknown_fields,
-    validate_mapping,
-)
+from app.integrations.field_mapping import as_text, resolve_path, unknown_fields, validate_mapping
+from app.integrations.oauth_caller import TokenCaller, payload_problem
+from app.integrations.oauth_client import OAuthProvider, provider_error
+from app.integrations.oauth_kind import OAuthKind
 
 DEFAULT_MAPPING = {"email": "fields.email", "firstname": "fields.first_name", "lastname": "fields.last_name"}
 PROPERTY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 UPSERT_PATH = "/crm/v3/objects/contacts/batch/upsert"
+SCOPES = ("crm.objects.contacts.read", "crm.objects.contacts.write")
 
 
 class HubSpotKind(OAuthKind):
@@ -43,6 +38,20 @@ class HubSpotKind(OAuthKind):
             description='HubSpot property name → payload path, e.g. {"email": "post.author.email"}; email is required',
         ),
     )
+
+    @classmethod
+    def oauth_app(cls, settings: Settings) -> OAuthProvider | None:
+        if not (settings.hubspot_client_id and settings.hubspot_client_secret):
+            return None
+        token_url = settings.hubspot_token_url or settings.hubspot_api_url.rstrip("/") + "/oauth/v1/token"
+        return OAuthProvider(
+            type_name=cls.type,
+            auth_url=settings.hubspot_auth_url,
+            token_url=token_url,
+            client_id=settings.hubspot_client_id,
+            client_secret=settings.hubspot_client_secret,
+            scopes=SCOPES,
+        )
 
     def validate_config(self, config: dict[str, Any], settings: Settings) -> tuple[dict[str, Any], list[FieldError]]:
         mapping, errors = validate_mapping(

@@ -17,16 +17,10 @@ from urllib.parse import urlencode
 from app.config import Settings
 from app.core.errors import CommonErrorCode, FieldError
 from app.integrations.base import ConfigField, DeliveryContext, Outcome
-from app.integrations.oauth import (
-    OAuthKind,
-    TokenCaller,
-    as_text,
-    payload_problem,
-    resolve_path,
-    unknown_fields,
-    validate_mapping,
-    validate_path,
-)
+from app.integrations.field_mapping import as_text, resolve_path, unknown_fields, validate_mapping, validate_path
+from app.integrations.oauth_caller import TokenCaller, payload_problem
+from app.integrations.oauth_client import OAuthProvider
+from app.integrations.oauth_kind import OAuthKind
 
 PERSON_FIELDS = ("name", "email", "phone")
 DEFAULT_MAPPING = {"name": "fields.name", "email": "fields.email"}
@@ -55,6 +49,20 @@ class PipedriveKind(OAuthKind):
         ),
         ConfigField("note", "Add a note", "boolean", description="add a note summarizing the event"),
     )
+
+    @classmethod
+    def oauth_app(cls, settings: Settings) -> OAuthProvider | None:
+        if not (settings.pipedrive_client_id and settings.pipedrive_client_secret):
+            return None
+        # Pipedrive scopes are chosen in the app's Developer Hub settings, not in the URL.
+        return OAuthProvider(
+            type_name=cls.type,
+            auth_url=settings.pipedrive_auth_url,
+            token_url=settings.pipedrive_token_url,
+            client_id=settings.pipedrive_client_id,
+            client_secret=settings.pipedrive_client_secret,
+            basic_auth=True,
+        )
 
     def validate_config(self, config: dict[str, Any], settings: Settings) -> tuple[dict[str, Any], list[FieldError]]:
         mapping, errors = validate_mapping(

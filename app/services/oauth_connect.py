@@ -17,12 +17,13 @@ import orjson
 
 from app.config import Settings
 from app.core.errors import CommonErrorCode, FieldError, IntegrationErrorCode
-from app.integrations import oauth
-from app.integrations.registry import get_kind
-from app.models import Integration, IntegrationScope, IntegrationStatus, Workspace
+from app.core.http import HttpExchange
 from app.core.secret_box import ensure_secret_key
 from app.delivery.runtime import Runtime
 from app.delivery.unit import Unit
+from app.integrations import oauth
+from app.integrations.registry import get_kind
+from app.models import Integration, IntegrationScope, IntegrationStatus, Workspace
 from app.services.deliveries import release_held
 from app.services.result import Done
 
@@ -116,7 +117,8 @@ async def finish(runtime: Runtime, type_slug: str, params: dict[str, str]) -> Fi
     if provider is None or not params.get("code"):
         return Finished(redirect=_back(back, status="error", error="missing_code"), error="missing code")
     try:
-        tokens = await oauth.exchange_code(runtime.session, provider, params["code"],
+        exchange = HttpExchange(runtime.session, settings.allowed_networks, settings.request_timeout)
+        tokens = await oauth.exchange_code(exchange, provider, params["code"],
                                            callback_url(settings, pending["type"]), pending["verifier"])
     except oauth.OAuthError as exc:
         return Finished(redirect=_back(back, status="error", error=exc.code or "token_exchange_failed"),

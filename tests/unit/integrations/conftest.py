@@ -6,6 +6,7 @@ import aiohttp
 import pytest
 
 from app.config import Settings
+from app.core.http import HttpExchange
 from tests.fakes.providers import FakeProviders
 from tests.unit.integrations.helpers import SessionExchange
 
@@ -32,3 +33,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def exchange(session: aiohttp.ClientSession) -> SessionExchange:
     return SessionExchange(session)
+
+
+@pytest.fixture
+def http_exchange(session: aiohttp.ClientSession, provider_settings: Settings) -> HttpExchange:
+    """The exchange the connect flow uses: SSRF guard (loopback allowed for the fakes), no redirects, timeout."""
+    return HttpExchange(session, provider_settings.allowed_networks, 10.0)

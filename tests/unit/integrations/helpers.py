@@ -1,4 +1,4 @@
-"""A real Exchange over aiohttp and a DeliveryContext builder for integration tests."""
+"""A real Exchange over aiohttp, a DeliveryContext builder and config/token helpers for integration tests."""
 
 from __future__ import annotations
 
@@ -55,3 +55,24 @@ def make_ctx(
         settings=settings,
         shared={} if shared is None else shared,
     )
+
+
+# ------------------------------------------------------------------ the OAuth types
+
+SHEET_ID = "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"
+
+
+def valid_config(kind, config, settings):
+    validated = kind.validate(config, {}, existing_secrets=None, settings=settings)
+    assert validated.errors == []
+    return validated.config
+
+
+def connected(fake, provider, **kw):
+    tokens = fake.issue_tokens(provider, **kw)
+    return {k: tokens[k] for k in ("access_token", "refresh_token", "expires_at")}
+
+
+def errors_of(kind, config, secrets=None, existing=None):
+    validated = kind.validate(config, secrets or {}, existing_secrets=existing, settings=Settings())
+    return {(e.field, e.code) for e in validated.errors}, validated
