@@ -24,10 +24,14 @@ class QueuedSend:
     attempt: int  # the attempt number this job makes; part of the job id (one id per attempt)
     trigger: str = "automatic"
     run_at: datetime | None = None
+    # Set when a send is taken back from a worker whose lease ran out: that worker may still hold the
+    # attempt's job id in arq's in-progress key (for minutes, if it died), so the job gets a new id.
+    retake: str | None = None
 
 
 def job_id(send: QueuedSend) -> str:
-    return f"{send.delivery_id}.{send.attempt}"
+    base = f"{send.delivery_id}.{send.attempt}"
+    return f"{base}.{send.retake}" if send.retake else base
 
 
 def batch_job_id(sends: list[QueuedSend]) -> str:

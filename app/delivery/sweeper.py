@@ -30,12 +30,22 @@ async def sweep(runtime: Runtime, *, grace_seconds: float | None = None) -> int:
     queued, last_id = 0, ""
     while True:
         rows = await Delivery.filter(condition, id__gt=last_id).order_by("id").limit(BATCH).values_list(
-            "id", "attempt_count"
+            "id", "attempt_count", "status", "locked_until"
         )
         if not rows:
             return queued
-        queued += await enqueue_sends(runtime.redis, [QueuedSend(i, n + 1) for i, n in rows])
+        queued += await enqueue_sends(runtime.redis, [_resend(*row) for row in rows])
         last_id = rows[-1][0]
+
+
+def _resend(delivery_id: str, attempts: int, status: DeliveryStatus, locked_until: datetime | None) -> QueuedSend:
+    """The job for a due delivery keeps its attempt's id, so sweeping it again rewrites the same job.
+    A send taken back from a worker whose lease ran out gets an id of its own (one per lost lease): the
+    lost worker's arq in-progress key for the old id would hold the job back until it expires."""
+    retake = None
+    if status == DeliveryStatus.SENDING and locked_until is not None:
+        retake = f"r{int(locked_until.timestamp())}"
+    return QueuedSend(delivery_id, attempts + 1, retake=retake)
 
 
 async def purge(runtime: Runtime, *, older_than_days: float | None = None) -> int:
