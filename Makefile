@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-postgres schema schema-check lint bench bench-throughput clean
+.PHONY: run test test-postgres schema schema-check lint bench bench-throughput chaos cluster-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,17 @@ bench: $(STAMP)
 # Delivery throughput and latency on the machine's PostgreSQL and Redis (see bench/throughput.py).
 bench-throughput: $(STAMP)
 	$(BIN)/python bench/throughput.py
+
+# Delivery under faults (worker SIGKILLs, Redis FLUSHALL, PostgreSQL restart) on a PostgreSQL and a
+# Redis of its own: fails unless nothing is lost or stuck and every signature checks (see bench/chaos.py).
+chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py --deliveries 10000
+
+# Hookyard as separate hosts on this machine: db (PostgreSQL + Redis), 2 API, 2 worker, receiver and client
+# hosts in Linux network namespaces on one bridge; one worker host is cut off midway and nothing may be lost
+# (see bench/cluster.py). Needs root and iproute2.
+cluster-test: $(STAMP)
+	$(BIN)/python bench/cluster.py
 
 clean:
 	rm -rf $(VENV) data

@@ -29,8 +29,8 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from app.delivery.updates import CHANNEL  # noqa: E402
 from app.core.redis_embedded import EmbeddedRedis  # noqa: E402
+from app.delivery.updates import CHANNEL  # noqa: E402
 
 # What a dashboard row needs (fields that need no database lookup: the ids below are made up).
 QUERY = """subscription { deliveryUpdates(workspace: "default") {
