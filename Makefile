@@ -9,8 +9,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# GraphiQL's browser assets come from the npm registry (package-lock.json), never from a CDN at run time.
+$(STAMP): pyproject.toml package-lock.json | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
+	npm ci --no-audit --no-fund --silent
 	touch $(STAMP)
 
 run: $(STAMP)

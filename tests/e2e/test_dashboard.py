@@ -116,3 +116,21 @@ async def test_dashboard_rejects_a_bad_token(server, browser):
         assert await page.evaluate("sessionStorage.getItem('hookyard.token')") is None
     finally:
         await page.close()
+
+
+async def test_dashboard_picks_the_only_workspace_itself(server, account, browser):
+    from playwright.async_api import expect
+
+    page = await browser.new_page()
+    try:
+        await page.goto(f"{server.url}/dashboard")
+        await page.get_by_test_id("token-input").fill(account.token)
+        await page.get_by_test_id("token-save").click()
+        await expect(page.get_by_test_id("workspace-select")).to_have_value(account.slug)
+        await expect(page.get_by_test_id("live-status")).to_have_text("live")
+        await expect(page.get_by_test_id("integrations-empty")).to_be_visible()
+        await expect(page.get_by_test_id("deliveries-empty")).to_be_visible()
+        # The same connect forms as the customer portal (the shared modules in app/static/ui/).
+        await expect(page.locator('[data-testid="connect-type"][data-type="WEBHOOK"]')).to_be_enabled()
+    finally:
+        await page.close()

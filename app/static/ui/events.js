@@ -1,0 +1,52 @@
+// Picking event filters: the workspace's known event types as checkboxes, "all events", and free patterns
+// (exact names, "*", prefix wildcards like "session.*").
+
+import { el, field, splitList, uid } from "./dom.js";
+
+export const Q_EVENT_TYPES = `query($slug: String!) { eventTypes(workspace: $slug) { name system lastSeenAt } }`;
+
+/** Loads the event type names of a workspace (system ones last); [] when they cannot be read. */
+export async function loadEventTypes(client, workspace) {
+  try {
+    const data = await client.request(Q_EVENT_TYPES, { slug: workspace });
+    return [...data.eventTypes].sort((a, b) => Number(a.system) - Number(b.system) || a.name.localeCompare(b.name));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A fieldset to choose event filters. `value()` returns the list to send (["*"] for all events).
+ * @param {{eventTypes: {name: string, system: boolean}[], selected?: string[], testid?: string, legend?: string}} o
+ */
+export function eventPicker({ eventTypes = [], selected = ["*"], testid = "events", legend = "Events" } = {}) {
+  const chosen = new Set(selected);
+  const all = el("input", { type: "checkbox", id: uid("ev"), checked: chosen.has("*"), "data-testid": `${testid}-all` });
+  const boxes = eventTypes.map((t) => el("input", { type: "checkbox", id: uid("ev"), value: t.name,
+    checked: chosen.has(t.name), "data-testid": `${testid}-type` }));
+  const known = new Set(eventTypes.map((t) => t.name));
+  const custom = el("input", { type: "text", spellcheck: "false", placeholder: "session.*, order.paid",
+    value: selected.filter((s) => s !== "*" && !known.has(s)).join(", "), "data-testid": `${testid}-custom` });
+  const list = el("div", { class: "checks" }, ...boxes.map((box, i) => el("label", { for: box.id, class: "check" }, box,
+    el("span", { text: eventTypes[i].name }), eventTypes[i].system ? el("small", { class: "muted", text: " system" }) : null)));
+  const sync = () => {
+    for (const box of boxes) box.disabled = all.checked;
+    custom.disabled = all.checked;
+  };
+  all.addEventListener("change", sync);
+  sync();
+  const fieldset = el("fieldset", { class: "events", "data-testid": testid },
+    el("legend", { text: legend }),
+    el("label", { for: all.id, class: "check" }, all, el("span", { text: "All events" })),
+    boxes.length ? list : el("p", { class: "muted small", text: "No events have been published in this workspace yet." }),
+    field("Other events or patterns", custom, { hint: "comma separated; a trailing * matches a prefix" }));
+  return {
+    element: fieldset,
+    value() {
+      if (all.checked) return ["*"];
+      return [...new Set([...boxes.filter((b) => b.checked).map((b) => b.value), ...splitList(custom.value)])];
+    },
+    /** Where the server's `events.N` errors point. */
+    focusTarget: custom,
+  };
+}
