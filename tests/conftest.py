@@ -18,6 +18,18 @@ import uvicorn
 from app.config import Settings
 from app.core.redis_embedded import EmbeddedRedis
 from tests.secrets import TEST_SECRET_KEY
+from tests.waiting import eventually
+
+# Fixtures that set up the session's database and server (Tortoise for the app's connection).
+SERVER_FIXTURES = frozenset({"settings", "server"})
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests without the server first. Some unit tests open Tortoise contexts of their own, which set
+    up the model classes for their database: that must be over before the server sets them up for its
+    own (see tests/unit/conftest.py)."""
+    items.sort(key=lambda item: not SERVER_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())))
 
 
 def _free_port() -> int:
@@ -69,6 +81,10 @@ def make_settings(database_url: str, redis_url: str, data_dir: Path, **overrides
         stuck_after_seconds=2,
         disable_after_seconds=3600,
         live_access_check_seconds=0.5,
+        # Generous: the suite shares one server, and one token or address makes many requests.
+        rate_limit_per_minute=1_000_000,
+        publish_rate_limit_per_minute=1_000_000,
+        auth_failures_per_minute=1_000_000,
         host="127.0.0.1",
         port=_free_port(),
     )
@@ -118,15 +134,18 @@ async def start_server(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task
 
     app = create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, lifespan="on", log_level="warning",
-                            ws="websockets-sansio", ws_per_message_deflate=settings.ws_compression)
+                            ws="websockets-sansio", ws_per_message_deflate=settings.ws_compression,
+                            ws_max_size=settings.max_body_bytes)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
+
+    def started() -> bool:
+        if not server.started and task.done():
+            task.result()  # what stopped it, if it raised
+            raise AssertionError("the test server exited before it started")
+        return server.started
+
+    await eventually(started, timeout=10, what="the test server to start")
     return server, task, Server(url=f"http://127.0.0.1:{settings.port}", settings=settings, app=app)
 
 

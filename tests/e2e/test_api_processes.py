@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 
 import httpx
@@ -26,6 +25,7 @@ from websockets.exceptions import InvalidStatus
 from app.delivery.updates import CHANNEL
 from app.models import Workspace
 from tests.e2e.live_client import subscribe_raw
+from tests.waiting import eventually
 from tests.worker.helpers import connect_webhook, publish
 
 QUERY = "subscription($ws: String!) { deliveryUpdates(workspace: $ws) { status delivery { id } } }"
@@ -56,17 +56,17 @@ async def _start_api(settings, data_dir, **extra_env) -> tuple[subprocess.Popen,
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
     async with httpx.AsyncClient() as http:
-        while True:
+
+        async def healthy() -> bool:
             if process.poll() is not None:
                 raise AssertionError(f"hookyard serve exited: {process.stderr.read().decode()[-2000:]}")
             with contextlib.suppress(httpx.HTTPError):
-                if (await http.get(f"{url}/healthz", timeout=1)).status_code == 200:
-                    return process, url
-            if time.monotonic() > deadline:
-                raise AssertionError("hookyard serve did not come up in 60 s")
-            await asyncio.sleep(0.1)
+                return (await http.get(f"{url}/healthz", timeout=1)).status_code == 200
+            return False
+
+        await eventually(healthy, timeout=60, interval=0.1, what=f"hookyard serve to come up at {url}")
+    return process, url
 
 
 class Processes(list):
@@ -124,17 +124,20 @@ async def _until_every_client_listens(redis_url: str, workspace_id: str, clients
               "duration_ms": None, "last_error": None, "request": None, "response": None, "created_at": now,
               "updated_at": now, "delivered_at": None}
     pending = {asyncio.ensure_future(_next_update(ws, 30)): ws for ws in clients}
+
+    async def everyone_heard_a_marker() -> bool:
+        await redis.publish(CHANNEL, orjson.dumps({"delivery": marker, "attempt": None, "form_slug": None,
+                                                   "at": now}))
+        done, _ = await asyncio.wait(pending, timeout=0.2)
+        for task in done:
+            assert task.result()["delivery"]["id"] == "del_marker"
+            del pending[task]
+        return not pending
+
     try:
-        deadline = time.monotonic() + 30
-        while pending:
-            await redis.publish(CHANNEL, orjson.dumps({"delivery": marker, "attempt": None, "form_slug": None,
-                                                       "at": now}))
-            done, _ = await asyncio.wait(pending, timeout=0.2)
-            for task in done:
-                assert task.result()["delivery"]["id"] == "del_marker"
-                del pending[task]
-            assert time.monotonic() < deadline, f"{len(pending)} clients never received an update"
-        await asyncio.sleep(0.3)
+        await eventually(everyone_heard_a_marker, timeout=30, interval=0,
+                         what=lambda: f"{len(pending)} more clients to receive an update")
+        await asyncio.sleep(0.3)  # the markers published meanwhile arrive, to be dropped below
         for ws in clients:
             while True:
                 try:

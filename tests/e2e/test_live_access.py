@@ -14,6 +14,7 @@ from app.models import ApiToken, Workspace
 from app.services.tokens import hash_token
 from tests.conftest import make_account
 from tests.e2e.live_client import subscribe_raw
+from tests.waiting import eventually
 
 QUERY = "subscription($ws: String!) { deliveryUpdates(workspace: $ws) { status delivery { id } } }"
 REVOKE = "mutation($id: ID!) { apiTokenRevoke(input: {id: $id}) { revokedId errors { code } } }"
@@ -24,13 +25,12 @@ REMOVE = """mutation($ws: String!, $user: ID!) { memberRemove(input: {workspace:
 
 
 async def subscribe(server, token: str, slug: str) -> ClientConnection:
-    ws = await subscribe_raw(server.url, token, QUERY, {"ws": slug})
     workspace = await Workspace.get(slug=slug)
-    for _ in range(200):
-        if server.broadcaster.subscribers.get(workspace.id):
-            return ws
-        await asyncio.sleep(0.025)
-    raise AssertionError("the subscription never registered")
+    before = len(server.broadcaster.subscribers.get(workspace.id, ()))
+    ws = await subscribe_raw(server.url, token, QUERY, {"ws": slug})
+    await eventually(lambda: len(server.broadcaster.subscribers.get(workspace.id, ())) > before, timeout=5,
+                     what="the subscription to register")
+    return ws
 
 
 async def closed_with(ws: ClientConnection, timeout: float = 10) -> ConnectionClosed:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import time
 from datetime import UTC, datetime
 
 import orjson
@@ -22,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from app.delivery.updates import CHANNEL
 from app.models import Workspace
 from tests.e2e.live_client import subscribe_raw
+from tests.waiting import eventually
 
 QUERY = "subscription($ws: String!) { deliveryUpdates(workspace: $ws) { status delivery { id request } } }"
 UPDATES = 300
@@ -44,12 +44,8 @@ async def subscribers_of(server, workspace_id: str) -> list:
     return list(server.broadcaster.subscribers.get(workspace_id, ()))
 
 
-async def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
+def count(server, workspace_id: str) -> int:
+    return len(server.broadcaster.subscribers.get(workspace_id, ()))
 
 
 async def publish_updates(redis_url: str, workspace_id: str, count: int) -> list[str]:
@@ -116,14 +112,15 @@ async def test_stalled_client_is_cut_off_and_others_get_every_update(server, acc
     stalled = await open_subscriber(server, account.token, account.slug, stalled=True)
     healthy = await open_subscriber(server, account.token, account.slug, stalled=False)
     try:
-        await wait_until(lambda: _count(server, workspace.id, 2), 10, "both subscriptions to register")
+        await eventually(lambda: count(server, workspace.id) == 2, timeout=10, what="both subscriptions to register")
         reader = asyncio.create_task(read_all(healthy, UPDATES))
         sent = await publish_updates(redis_url, workspace.id, UPDATES)
 
         # The healthy client gets all of them, in order, while the other one is not reading at all.
         assert await asyncio.wait_for(reader, 30) == sent
         # The stalled one never takes its close frame: after the grace its connection is cut.
-        await wait_until(lambda: _count(server, workspace.id, 1), 15, "the stalled subscriber to be dropped")
+        await eventually(lambda: count(server, workspace.id) == 1, timeout=15,
+                         what="the stalled subscriber to be dropped")
         received, closed = await read_until_closed(stalled)
         assert received < UPDATES
         assert closed.rcvd is None or closed.rcvd.code == 1013, closed
@@ -131,7 +128,7 @@ async def test_stalled_client_is_cut_off_and_others_get_every_update(server, acc
         for ws in (stalled, healthy):
             with contextlib.suppress(Exception):
                 await ws.close()
-    await wait_until(lambda: _count(server, workspace.id, 0), 10, "the healthy subscriber to be released")
+    await eventually(lambda: count(server, workspace.id) == 0, timeout=10, what="the healthy subscriber to be released")
 
 
 async def test_slow_client_is_told_why_it_was_dropped(server, account, redis_url, small_buffers):
@@ -139,14 +136,11 @@ async def test_slow_client_is_told_why_it_was_dropped(server, account, redis_url
     workspace = await Workspace.get(slug=account.slug)
     slow = await open_subscriber(server, account.token, account.slug, stalled=True)
     try:
-        await wait_until(lambda: _count(server, workspace.id, 1), 10, "the subscription to register")
+        await eventually(lambda: count(server, workspace.id) == 1, timeout=10, what="the subscription to register")
         [subscriber] = await subscribers_of(server, workspace.id)
         await publish_updates(redis_url, workspace.id, UPDATES)
 
-        async def overflowed():
-            return subscriber.overflowed
-
-        await wait_until(overflowed, 20, "the slow subscriber to fall behind")
+        await eventually(lambda: subscriber.overflowed, timeout=20, what="the slow subscriber to fall behind")
         # Now it reads again: what was already on its way, then the close frame saying why.
         received, closed = await read_until_closed(slow)
     finally:
@@ -156,8 +150,4 @@ async def test_slow_client_is_told_why_it_was_dropped(server, account, redis_url
     assert closed.rcvd is not None, "the server cut the connection instead of closing it"
     assert closed.rcvd.code == 1013
     assert closed.rcvd.reason.startswith("SLOW_SUBSCRIBER: more than 32 live updates were waiting")
-    await wait_until(lambda: _count(server, workspace.id, 0), 10, "the subscriber to be released")
-
-
-async def _count(server, workspace_id: str, expected: int) -> bool:
-    return len(await subscribers_of(server, workspace_id)) == expected
+    await eventually(lambda: count(server, workspace.id) == 0, timeout=10, what="the subscriber to be released")

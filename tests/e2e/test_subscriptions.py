@@ -21,6 +21,7 @@ from gql.transport.exceptions import (
 from gql.transport.websockets import WebsocketsTransport
 
 from app.models import Workspace
+from tests.waiting import eventually
 
 UPDATES = gql("""
 subscription($ws: String!) {
@@ -111,14 +112,11 @@ async def live(server, token: str, slug: str, subprotocol: str = WebsocketsTrans
         try:
             # The server runs in this process: wait until its broadcaster holds the new subscriber, so
             # nothing published afterwards can be missed.
-            for _ in range(200):
-                if await _subscriber_count(server, slug) > before:
-                    break
-                if task.done() or not result.queue.empty():
-                    break
-                await asyncio.sleep(0.025)
-            else:
-                raise AssertionError("the subscription never reached the broadcaster")
+            async def registered() -> bool:
+                # Or it ended (an error, or a refusal the test expects to read from the queue).
+                return await _subscriber_count(server, slug) > before or task.done() or not result.queue.empty()
+
+            await eventually(registered, timeout=5, what="the subscription to reach the broadcaster")
             yield result
         finally:
             task.cancel()

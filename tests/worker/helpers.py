@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from app.models import Delivery
+from tests.waiting import eventually
 
 CONNECT = """mutation($input: IntegrationConnectInput!) { integrationConnect(input: $input) {
   integration { id } secret errors { field message code } } }"""
@@ -28,11 +27,12 @@ async def publish(account, type_name: str = "session.completed", payload: dict |
 
 
 async def settled(delivery_id: str, statuses=("SUCCEEDED", "FAILED", "HELD"), timeout: float = 20) -> Delivery:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        delivery = await Delivery.get(id=delivery_id)
-        if delivery.status in statuses:
-            return delivery
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"delivery {delivery_id} still {delivery.status} after {timeout} s")
-        await asyncio.sleep(0.05)
+    last: Delivery | None = None
+
+    async def in_a_final_status() -> Delivery | None:
+        nonlocal last
+        last = await Delivery.get(id=delivery_id)
+        return last if last.status in statuses else None
+
+    return await eventually(in_a_final_status, timeout=timeout,
+                            what=lambda: f"delivery {delivery_id} to reach {'/'.join(statuses)} (still {last.status})")

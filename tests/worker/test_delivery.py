@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 from standardwebhooks.webhooks import Webhook
 
 from app.models import Delivery, DeliveryAttempt, Integration
+from tests.waiting import eventually
 from tests.worker.helpers import PUBLISH, connect_webhook, publish, settled
 
 DELIVERY = """query($id: ID!) { delivery(id: $id) { id status attemptCount responseCode errorMessage isTest
@@ -76,13 +75,9 @@ async def test_timeouts_closed_connections_and_refused_ports_are_recorded(accoun
         await Integration.filter(workspace__slug=account.slug).delete()
         await connect_webhook(account, url)
         delivery_id = (await publish(account))["deliveries"][0]["id"]
-        attempt = None
-        for _ in range(200):
-            attempt = await DeliveryAttempt.filter(delivery_id=delivery_id).first()
-            if attempt:
-                break
-            await asyncio.sleep(0.05)
-        assert attempt is not None and expected in attempt.error, attempt.error if attempt else None
+        attempt = await eventually(DeliveryAttempt.filter(delivery_id=delivery_id).first,
+                                   what=f"the first attempt of {delivery_id} to be recorded")
+        assert expected in attempt.error, attempt.error
 
 
 async def test_gone_disables_and_later_events_are_held_until_reenabled(account, receiver):

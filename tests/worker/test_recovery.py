@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 
+from arq.constants import default_queue_name, health_check_key_suffix
 from redis.asyncio import Redis
 
 from app.delivery.runtime import open_runtime
 from app.delivery.unit import unit_of_work
 from app.models import Delivery, DeliveryAttempt, Workspace
 from app.services import events
+from tests.waiting import eventually
 from tests.worker.helpers import connect_webhook, publish, settled
+
+# arq writes this on every worker's first poll of the queue.
+WORKER_HEALTH_KEY = default_queue_name + health_check_key_suffix
 
 
 def _other_db(url: str, db: int) -> str:
@@ -26,10 +30,7 @@ async def test_redis_flush_loses_nothing(account, receiver, settings):
     await connect_webhook(account, url)
     delivery_id = (await publish(account))["deliveries"][0]["id"]
     await receiver.wait_for("/flush", 1)
-    for _ in range(100):
-        if (await Delivery.get(id=delivery_id)).status == "RETRYING":
-            break
-        await asyncio.sleep(0.05)
+    await settled(delivery_id, ("RETRYING",), timeout=5)
     redis = Redis.from_url(settings.redis_url)
     await redis.flushdb()  # the deferred retry job is gone; only the database remembers
     await redis.aclose()
@@ -53,10 +54,18 @@ async def test_worker_killed_mid_send_is_redelivered(account, receiver, settings
         "HOOKYARD_REQUEST_TIMEOUT": "2",
         "HOOKYARD_SEND_LEASE_SECONDS": "3",
     }
+    runtime = await open_runtime(settings, queue_url)
+    await runtime.redis.delete(WORKER_HEALTH_KEY)
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runtime = await open_runtime(settings, queue_url)
     try:
+        # Publish only once the worker process polls its queue: were it still starting when the server's
+        # sweeper finds the delivery pending, the server would send it instead.
+        async def polling() -> bool:
+            assert worker.poll() is None, f"the worker process exited with {worker.returncode}"
+            return await runtime.redis.exists(WORKER_HEALTH_KEY)
+
+        await eventually(polling, timeout=30, what="the worker process to poll its queue")
         workspace = await Workspace.get(slug=account.slug)
         async with unit_of_work(runtime) as unit:
             published = await events.publish(unit, workspace, "session.completed", {"n": 1})

@@ -96,21 +96,6 @@ def test_allowed_networks_override(address: str, networks: str, expected: bool) 
     assert is_forbidden_address(address, parse_networks(networks)) is expected
 
 
-def test_parse_networks() -> None:
-    assert parse_networks("") == ()
-    assert parse_networks("  ,  ") == ()
-    assert list(parse_networks("127.0.0.0/8, ::1/128,10.1.2.3")) == [
-        ipaddress.ip_network("127.0.0.0/8"),
-        ipaddress.ip_network("::1/128"),
-        ipaddress.ip_network("10.1.2.3/32"),
-    ]
-    assert parse_networks("10.1.2.3/8") == (ipaddress.ip_network("10.0.0.0/8"),)
-    with pytest.raises(ValueError, match="'10.0.0.0/33'"):
-        parse_networks("127.0.0.0/8,10.0.0.0/33")
-    with pytest.raises(ValueError, match="'localhost'"):
-        parse_networks("localhost")
-
-
 def test_ssrf_error_message_is_readable() -> None:
     with pytest.raises(SSRFError) as info:
         check_literal_host("https://10.0.0.1/hook", [])

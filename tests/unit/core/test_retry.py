@@ -4,7 +4,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from app.config import DEFAULT_RETRY_SCHEDULE as DEFAULT_SCHEDULE
-from app.config import parse_schedule
 from app.core.retry import (
     RETRY_AFTER_STATUSES,
     clamp_retry_after,
@@ -19,38 +18,6 @@ def test_default_schedule_is_eight_attempts_about_27_hours() -> None:
     assert DEFAULT_SCHEDULE == (5, 300, 1800, 7200, 18000, 36000, 36000)
     assert len(DEFAULT_SCHEDULE) + 1 == 8
     assert 26 * 3600 < sum(DEFAULT_SCHEDULE) < 28 * 3600
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (None, DEFAULT_SCHEDULE),
-        ("", DEFAULT_SCHEDULE),
-        ("   ", DEFAULT_SCHEDULE),
-        ("1", (1.0,)),
-        ("0.1, 0.2,0.5", (0.1, 0.2, 0.5)),
-        ("0,5,300", (0.0, 5.0, 300.0)),
-    ],
-)
-def test_parse_schedule(text: str | None, expected: tuple[float, ...]) -> None:
-    assert parse_schedule(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "fragment"),
-    [
-        ("1,,2", "entry 2 ('')"),
-        ("1,abc", "entry 2 ('abc')"),
-        ("-1", "non-negative"),
-        ("1,inf", "finite"),
-        ("nan", "finite"),
-        ("5s", "not a number"),
-    ],
-)
-def test_parse_schedule_errors(text: str, fragment: str) -> None:
-    with pytest.raises(ValueError) as info:
-        parse_schedule(text)
-    assert fragment in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
-
-from datetime import UTC, datetime
 
 from app.delivery.updates import DeliveryState, DeliveryUpdate
 from app.models import DeliveryStatus
