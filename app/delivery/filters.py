@@ -64,8 +64,3 @@ def _matches_one(pattern: str, event_type: str) -> bool:
 def matches(filters: Sequence[str], event_type: str) -> bool:
     """True when any filter matches ``event_type``; an empty list matches nothing."""
     return any(_matches_one(pattern, event_type) for pattern in filters)
-
-
-def narrow(integration_filters: Sequence[str], attachment_filters: Sequence[str], event_type: str) -> bool:
-    """An attachment's filters narrow the integration's: both must match."""
-    return matches(integration_filters, event_type) and matches(attachment_filters, event_type)

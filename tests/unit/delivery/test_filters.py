@@ -1,6 +1,6 @@
 import pytest
 
-from app.delivery.filters import EVENT_NAME_RE, matches, narrow, validate_event_filter
+from app.delivery.filters import EVENT_NAME_RE, matches, validate_event_filter
 
 
 @pytest.mark.parametrize(
@@ -67,19 +67,3 @@ def test_invalid_filters_explain_the_problem(pattern: str, fragment: str) -> Non
 def test_matches(filters: list[str], event: str, expected: bool) -> None:
     assert matches(filters, event) is expected
 
-
-@pytest.mark.parametrize(
-    ("integration", "attachment", "event", "expected"),
-    [
-        (["*"], ["session.completed"], "session.completed", True),
-        (["*"], ["session.completed"], "session.started", False),
-        (["session.*"], ["*"], "form.created", False),
-        (["session.*"], ["session.completed"], "session.completed", True),
-        (["session.completed"], ["session.*"], "session.started", False),
-        (["*"], [], "session.completed", False),
-    ],
-)
-def test_attachment_filter_narrows_integration(
-    integration: list[str], attachment: list[str], event: str, expected: bool
-) -> None:
-    assert narrow(integration, attachment, event) is expected
