@@ -130,6 +130,16 @@ def _literal_reason(host: str, allowed: Sequence[IPNetwork]) -> str | None:
     return forbidden_reason(address, allowed)
 
 
+def _inet_aton_spelling(host: str) -> bool:
+    """True for hosts the system resolver reads as an IPv4 address though they are not one written
+    canonically, such as the hex `0x7f.1` (inet_aton also takes decimal, octal and short forms)."""
+    try:
+        socket.inet_aton(host)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _is_localhost(host: str) -> bool:
     host = host.rstrip(".")
     return host == "localhost" or host.endswith(".localhost")
@@ -156,6 +166,8 @@ def check_target_url(url: str, allowed: Sequence[IPNetwork]) -> str | None:
     if any(ch.isspace() for ch in host):
         return "URL host may not contain spaces"
     reason = _literal_reason(host, allowed)
+    if reason is None and not _looks_like_ip(host) and _inet_aton_spelling(host):
+        reason = "not a canonical IP address"
     if reason is not None:
         return str(_refusal(host, reason))
     loopback_allowed = _inside(ipaddress.IPv4Address("127.0.0.1"), allowed)
