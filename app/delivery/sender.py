@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 
 from app.core import retry
 from app.core.http import HttpExchange, describe_error, request_record, response_record
-from app.delivery import batch_sql, fanout, health, updates
+from app.delivery import attempt_log, batch_sql, fanout, health, updates
 from app.delivery.queue import QueuedSend, enqueue_sends
 from app.delivery.runtime import Runtime
 from app.delivery.unit import unit_of_work
@@ -161,6 +161,8 @@ async def _finish_without_send(
     delivery.locked_until = None
     delivery.next_attempt_at = None
     await delivery.save(update_fields=["status", "last_error", "locked_until", "next_attempt_at", "updated_at"])
+    attempt_log.log_not_sent(delivery_id=delivery.id, integration_id=delivery.integration_id,
+                             workspace_id=delivery.workspace_id, status=str(status), reason=reason)
     await updates.announce(runtime.redis, [delivery])
     return AttemptResult(delivery=delivery, attempt=None, outcome=None)
 
@@ -248,4 +250,6 @@ async def _record_all(batch: list[_Sent], trigger: str, runtime: Runtime) -> lis
                 async with unit_of_work(runtime) as unit:
                     await fanout.publish_system_events(unit, events)
         results.append(AttemptResult(delivery=sent.delivery, attempt=attempt, outcome=sent.outcome))
+    for sent, attempt in zip(batch, attempts, strict=True):  # one line per attempt, all of it recorded
+        attempt_log.log_recorded(sent.delivery, attempt, sent.exchange.records, sent.outcome.success, runtime.box)
     return results

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.expressions import Q
 
+from app.core.logging import get_logger
 from app.models import ADMIN_ROLES, ApiToken, Membership
-from app.realtime.connections import close_soon
+from app.realtime.connections import client_label, close_soon
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CLOSE_CODE = 4403
 
@@ -67,7 +67,8 @@ class AccessWatch:
             self.watched.discard(entry)
             reason = ("API token revoked or expired" if entry.token_id not in valid_tokens
                       else "no longer an owner or admin of this workspace")
-            log.info("closing live-update client %s: %s", entry.connection.scope.get("client"), reason)
+            log.info("live.client_closed", client=client_label(entry.connection.scope), reason=reason,
+                     workspace_id=entry.workspace_id, user_id=entry.user_id)
             close_soon(entry.connection, CLOSE_CODE, reason, self.grace)
         return len(lost)
 
@@ -88,4 +89,4 @@ class AccessWatch:
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database is away for a moment: try again next round
-                log.warning("could not re-check live subscribers' access", exc_info=True)
+                log.warning("live.access_check_failed", action="retrying next round", exc_info=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,9 +15,10 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 
+from app.core.logging import get_logger
 from app.delivery.updates import CHANNEL, DeliveryUpdate
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 BUFFER = 256
 
 SUBSCRIBERS = Gauge("hookyard_live_subscribers", "deliveryUpdates subscriptions held by this API process")
@@ -128,7 +128,7 @@ class Broadcaster:
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis went away: reconnect, the database still holds the truth
-                log.warning("delivery update subscription lost; reconnecting", exc_info=True)
+                log.warning("live.subscription_lost", channel=CHANNEL, action="reconnecting", exc_info=True)
                 await asyncio.sleep(1)
 
     def dispatch(self, message: LiveMessage) -> None:

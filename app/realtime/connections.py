@@ -13,16 +13,29 @@ that happens.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
-log = logging.getLogger(__name__)
+from app.core.logging import get_logger
+
+log = get_logger(__name__)
 
 ABORT_KEY = "hookyard.abort_connection"
 CLOSING_KEY = "hookyard.closing"
 
 # Strong references to closing tasks, which asyncio itself only holds weakly; each removes itself when done.
 _closing: set[asyncio.Task] = set()
+
+
+def client_label(scope: Any) -> str | None:
+    """The peer of a connection as `host:port` for log lines (ASGI gives a [host, port] pair or None)."""
+    client = scope.get("client") if hasattr(scope, "get") else None
+    if not client:
+        return None
+    try:
+        host, port = client
+    except (TypeError, ValueError):
+        return str(client)
+    return f"{host}:{port}"
 
 
 def close_soon(websocket: Any, code: int, reason: str, grace: float) -> None:
@@ -48,8 +61,8 @@ async def _close(websocket: Any, code: int, reason: str, grace: float) -> None:
         return
     abort = websocket.scope.get(ABORT_KEY)
     if abort is not None:
-        log.warning("live-update client %s did not take its close frame in %s s; cutting the connection",
-                    websocket.scope.get("client"), grace)
+        log.warning("live.client_cut", client=client_label(websocket.scope), grace_seconds=grace,
+                    reason="did not take its close frame in time")
         abort()
 
 

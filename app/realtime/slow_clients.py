@@ -6,12 +6,12 @@ clients treat 1013 as retryable and reconnect.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from app.realtime.connections import close_soon
+from app.core.logging import get_logger
+from app.realtime.connections import client_label, close_soon
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CLOSE_CODE = 1013
 
@@ -21,5 +21,6 @@ def close_reason(waiting: int) -> str:
 
 
 def drop(websocket: Any, waiting: int, grace: float) -> None:
-    log.warning("dropping live-update client %s: more than %d updates waiting", websocket.scope.get("client"), waiting)
+    log.warning("live.client_dropped", client=client_label(websocket.scope), waiting=waiting,
+                reason="too many live updates waiting")
     close_soon(websocket, CLOSE_CODE, close_reason(waiting), grace)
