@@ -119,7 +119,8 @@ async def publish_event(
     errors = validate_event(type_name, payload, idempotency_key)
     form = None
     if form_slug is not None:
-        form = await Form.get_or_none(workspace_id=workspace_id, slug=form_slug)
+        if len(form_slug) <= 64:  # no longer slug exists, and tortoise refuses to compare one with the column
+            form = await Form.get_or_none(workspace_id=workspace_id, slug=form_slug)
         if form is None:
             errors.append(FieldError("formSlug", f"no form {form_slug!r} in this workspace", CommonErrorCode.NOT_FOUND))
     if errors:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Protocol
 
 from app.config import Settings
 from app.core.errors import CommonErrorCode, FieldError, IntegrationErrorCode
-from app.core.http import OutgoingRequest, mask_url
+from app.core.http import MASK, OutgoingRequest, mask_url
 from app.core.retry import RETRY_AFTER_STATUSES, retry_after
 
 HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
@@ -62,6 +62,7 @@ class DeliveryContext:
     integration_name: str
     form_slug: str | None = None
     settings: Settings | None = None
+    workspace_name: str = ""  # shown next to workspace_slug where a message says where it comes from
     # Set by a type that refreshed OAuth tokens in `secrets`; the sender then stores them encrypted.
     secrets_changed: bool = False
     # What a plugin keeps between deliveries in this process (the runtime owns it), by plugin.
@@ -79,13 +80,14 @@ class IntegrationKind:
     label: ClassVar[str]
     auth: ClassVar[str] = "none"  # none | signing_secret | oauth2
     config_fields: ClassVar[tuple[ConfigField, ...]] = ()
-    # config.url holds a credential (chat webhooks): queries show it masked, see public_config.
+    # The URL is a credential (chat webhooks): it is kept in the secrets, config.url holds it masked.
     url_is_secret: ClassVar[bool] = False
 
     def public_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        """The config as queries return it."""
-        if self.url_is_secret and isinstance(config.get("url"), str):
-            return {**config, "url": mask_url(config["url"])}
+        """The config as queries return it (a row not yet migrated still has its secret URL in plain text)."""
+        url = config.get("url")
+        if self.url_is_secret and isinstance(url, str) and not is_masked(url):
+            return {**config, "url": mask_url(url)}
         return config
 
     def validate(
@@ -116,6 +118,11 @@ class IntegrationKind:
         return sample_payload(event_type)
 
 
+def is_masked(url: str) -> bool:
+    """Whether `url` is already the masked form `mask_url` gives."""
+    return MASK in url
+
+
 def default_outcome(status: int, headers: dict[str, str] | None = None) -> Outcome:
     if 200 <= status < 300:
         return Outcome(success=True)
@@ -138,30 +145,71 @@ def sample_payload(event_type: str) -> dict[str, Any]:
     }
 
 
+MAX_CUSTOM_HEADERS = 20
+MAX_HEADER_VALUE = 4096
+MAX_HEADERS_TOTAL = 8 * 1024  # bytes of all custom names and values together
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why `value` is not an RFC 9110 field-value that can be sent, or None when it is fine.
+
+    Visible ASCII and obs-text (anything non-ASCII: it is sent UTF-8 encoded, bytes 0x80-0xFF),
+    with spaces and tabs inside but not at either end; no control characters and no DEL.
+    """
+    for ch in value:
+        if (ord(ch) < 0x20 and ch != "\t") or ch == "\x7f":
+            return f"may not contain control characters (found U+{ord(ch):04X})"
+    if value[:1] in (" ", "\t") or value[-1:] in (" ", "\t"):
+        return "may not start or end with a space or tab"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid text (lone surrogate)"
+    return None
+
+
 def validate_headers(value: Any, path: str, blocked: frozenset[str]) -> tuple[dict[str, str], list[FieldError]]:
+    """Custom request headers: RFC 9110 token names and field-values, at most 20, 8 KiB in all."""
     errors: list[FieldError] = []
     if value is None:
         return {}, errors
     if not isinstance(value, dict):
         return {}, [FieldError(path, "must be an object of header name to value", CommonErrorCode.INVALID)]
+    if len(value) > MAX_CUSTOM_HEADERS:
+        return {}, [FieldError(path, f"at most {MAX_CUSTOM_HEADERS} custom headers are allowed, "
+                                     f"{len(value)} were given", CommonErrorCode.TOO_LONG)]
     clean: dict[str, str] = {}
+    seen: set[str] = set()
     for name, header_value in value.items():
         sub = f"{path}.{name}"
         if not isinstance(name, str) or not HEADER_NAME_RE.match(name):
-            errors.append(FieldError(sub, f"{name!r} is not a valid header name", CommonErrorCode.INVALID))
+            errors.append(FieldError(sub, f"{name!r} is not a valid header name (letters, digits and "
+                                          "!#$%&'*+-.^_`|~, at most 100)", IntegrationErrorCode.INVALID_HEADER))
             continue
         lowered = name.lower()
         if lowered in blocked or lowered.startswith("webhook-"):
-            errors.append(FieldError(sub, f"the {name!r} header cannot be customized", IntegrationErrorCode.BLOCKED_HEADER))
+            errors.append(FieldError(sub, f"the {name!r} header cannot be customized",
+                                     IntegrationErrorCode.BLOCKED_HEADER))
             continue
+        if lowered in seen:
+            errors.append(FieldError(sub, f"the {name!r} header is given more than once (names ignore case)",
+                                     IntegrationErrorCode.INVALID_HEADER))
+            continue
+        seen.add(lowered)
         if not isinstance(header_value, str):
-            errors.append(FieldError(sub, "header values must be strings", CommonErrorCode.INVALID))
+            errors.append(FieldError(sub, f"the value of header {name!r} must be a string", CommonErrorCode.INVALID))
             continue
-        if "\r" in header_value or "\n" in header_value:
-            errors.append(FieldError(sub, "header values may not contain CR or LF", CommonErrorCode.INVALID))
+        if len(header_value) > MAX_HEADER_VALUE:
+            errors.append(FieldError(sub, f"the value of header {name!r} is longer than {MAX_HEADER_VALUE} "
+                                          "characters", CommonErrorCode.TOO_LONG))
             continue
-        if len(header_value) > 4096:
-            errors.append(FieldError(sub, "header value is longer than 4096 characters", CommonErrorCode.TOO_LONG))
+        if problem := header_value_problem(header_value):
+            errors.append(FieldError(sub, f"the value of header {name!r} {problem}",
+                                     IntegrationErrorCode.INVALID_HEADER))
             continue
         clean[name] = header_value
+    total = sum(len(k.encode()) + len(v.encode()) for k, v in clean.items())
+    if total > MAX_HEADERS_TOTAL:
+        errors.append(FieldError(path, f"custom headers take {total} bytes in all; at most {MAX_HEADERS_TOTAL} "
+                                       "are allowed", CommonErrorCode.TOO_LONG))
     return clean, errors

@@ -9,27 +9,37 @@ from urllib.parse import urlsplit
 import orjson
 
 from app.config import Settings
-from app.core.errors import CommonErrorCode, FieldError
-from app.core.http import USER_AGENT, OutgoingRequest
-from app.integrations.base import DeliveryContext, IntegrationKind, Validated
+from app.core.errors import CommonErrorCode, FieldError, IntegrationErrorCode
+from app.core.http import USER_AGENT, OutgoingRequest, mask_url
+from app.integrations.base import DeliveryContext, IntegrationKind, Validated, is_masked
 from app.integrations.urls import validate_target_url
 
 ELLIPSIS = "…"
 
 
 class ChatWebhookKind(IntegrationKind):
-    """Slack and Discord: config `{url}`, a URL that is itself the credential, one JSON POST per event."""
+    """Slack and Discord: config `{url}`, a URL that is itself the credential, one JSON POST per event.
+
+    The real URL is kept with the encrypted secrets (`secrets.url`); `config.url` holds only its
+    masked form, which is what queries, the delivery log and live updates show.
+    """
 
     url_is_secret = True
 
     def validate(self, config, secrets, *, existing_secrets, settings: Settings) -> Validated:
-        return validate_url_only(config, secrets, settings)
+        return validate_url_only(config, secrets, settings, existing_secrets)
 
     def build_request(self, ctx: DeliveryContext) -> OutgoingRequest:
-        return json_post(ctx.config["url"], self.build_message(ctx))
+        return json_post(webhook_url(ctx), self.build_message(ctx))
 
     def build_message(self, ctx: DeliveryContext) -> dict[str, Any]:
         raise NotImplementedError
+
+
+def webhook_url(ctx: DeliveryContext) -> str:
+    """The real webhook URL: from the secrets; a row not yet migrated still has it in its config."""
+    url = ctx.secrets.get("url")
+    return url if isinstance(url, str) and url else ctx.config["url"]
 
 
 def json_post(url: str, payload: Any) -> OutgoingRequest:
@@ -43,14 +53,29 @@ def json_post(url: str, payload: Any) -> OutgoingRequest:
     )
 
 
-def validate_url_only(config: dict[str, Any], secrets: dict[str, Any], settings: Settings) -> Validated:
-    """Config `{url}` and no secrets: the shape of Slack and Discord webhooks."""
+def validate_url_only(config: dict[str, Any], secrets: dict[str, Any], settings: Settings,
+                      existing_secrets: dict[str, Any] | None = None) -> Validated:
+    """Config `{url}` and no other input: the shape of Slack and Discord webhooks.
+
+    The URL goes to the secrets and its masked form to the config. The masked URL a query
+    returned, sent back (or left in the stored config on update), keeps the stored URL.
+    """
     config = dict(config)
-    url, error = validate_target_url(config.pop("url", None), "config.url", settings)
+    given = config.pop("url", None)
+    kept = (existing_secrets or {}).get("url")
+    if isinstance(given, str) and isinstance(kept, str) and given in (kept, mask_url(kept)):
+        url, error = kept, None
+    elif isinstance(given, str) and is_masked(given):
+        url, error = None, FieldError("config.url", "this is the masked URL a query shows; send the full webhook "
+                                                    "URL", IntegrationErrorCode.INVALID_URL)
+    else:
+        url, error = validate_target_url(given, "config.url", settings)
     errors = [error] if error else []
     errors += [FieldError(f"config.{k}", f"unknown config field {k!r}", CommonErrorCode.UNKNOWN_FIELD) for k in config]
     errors += [FieldError(f"secrets.{k}", f"unknown secret {k!r}", CommonErrorCode.UNKNOWN_FIELD) for k in secrets]
-    return Validated(config={"url": url}, secrets={}, errors=errors)
+    if url is None:
+        return Validated(config={"url": None}, secrets={}, errors=errors)
+    return Validated(config={"url": mask_url(url)}, secrets={"url": url}, errors=errors)
 
 
 def truncate(text: str, limit: int) -> str:

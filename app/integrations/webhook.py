@@ -8,8 +8,8 @@ import orjson
 
 from app.config import Settings
 from app.core import signing
-from app.core.http import USER_AGENT
 from app.core.errors import CommonErrorCode, FieldError
+from app.core.http import USER_AGENT
 from app.integrations.base import (
     ConfigField,
     DeliveryContext,
@@ -91,9 +91,11 @@ class WebhookKind(IntegrationKind):
             errors.append(FieldError("config.verify_ssl", "must be true or false", CommonErrorCode.INVALID))
         clean["verify_ssl"] = bool(verify)
         for unknown in config:
-            errors.append(FieldError(f"config.{unknown}", f"unknown config field {unknown!r}", CommonErrorCode.UNKNOWN_FIELD))
+            errors.append(FieldError(f"config.{unknown}", f"unknown config field {unknown!r}",
+                                     CommonErrorCode.UNKNOWN_FIELD))
         for unknown in secrets:
-            errors.append(FieldError(f"secrets.{unknown}", f"unknown secret {unknown!r}", CommonErrorCode.UNKNOWN_FIELD))
+            errors.append(FieldError(f"secrets.{unknown}", f"unknown secret {unknown!r}",
+                                     CommonErrorCode.UNKNOWN_FIELD))
 
         new_secrets = dict(existing_secrets or {})
         generated = None

@@ -59,8 +59,10 @@ def tortoise_config(settings: Settings) -> dict:
 
 async def migrate(settings: Settings) -> None:
     """Apply every pending migration."""
-    await tortoise_migrate(config=tortoise_config(settings))
-    await Tortoise.close_connections()
+    try:
+        await tortoise_migrate(config=tortoise_config(settings))
+    finally:  # a failed migration must not leave the process hanging on open connections
+        await Tortoise.close_connections()
 
 
 async def init_db(settings: Settings) -> None:

@@ -16,7 +16,9 @@ from app.schema.permissions import check_workspace, principal, workspace_by_slug
 async def load_integration(info: Info, integration_id: str, **checks) -> models.Integration:
     """The integration, if the viewer may see it; another workspace's answers NOT_FOUND."""
     principal(info)
-    found = await models.Integration.get_or_none(id=integration_id).select_related("workspace")
+    found = None
+    if prefix_of(integration_id) == "int":  # anything else is no id of ours, maybe too long to look up
+        found = await models.Integration.get_or_none(id=integration_id).select_related("workspace")
     await check_workspace(info, found.workspace if found else None, what="integration",
                           **({"ability": "integrations:read", "admin": True} | checks))
     return found
@@ -24,7 +26,9 @@ async def load_integration(info: Info, integration_id: str, **checks) -> models.
 
 async def load_delivery(info: Info, delivery_id: str, **checks) -> models.Delivery:
     principal(info)
-    found = await models.Delivery.get_or_none(id=delivery_id).select_related("workspace")
+    found = None
+    if prefix_of(delivery_id) == "del":  # anything else is no id of ours, maybe too long to look up
+        found = await models.Delivery.get_or_none(id=delivery_id).select_related("workspace")
     await check_workspace(info, found.workspace if found else None, what="delivery",
                           **({"ability": "deliveries:read", "admin": True} | checks))
     return found
@@ -64,8 +68,12 @@ async def _node(info: Info, node_id: str) -> t.Node:
             return t.ApiToken.of(token)
     if prefix == "usr":
         me = principal(info).user
+        # Two queries, not a membership→workspace→membership self-join: building that join renames
+        # tortoise's shared Membership table to "membership2" for the whole process, which breaks the
+        # join itself (ambiguous column) and every later Membership UPDATE on SQLite.
+        mine = await models.Membership.filter(user_id=me.id).values_list("workspace_id", flat=True)
         shared = await models.Membership.filter(
-            user_id=node_id, workspace__memberships__user_id=me.id
+            user_id=node_id, workspace_id__in=list(mine)
         ).select_related("user").first()
         if shared:
             return t.User.of(shared.user)

@@ -43,9 +43,12 @@ def encode_cursor(identifier: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput("'after' is not a cursor from this API") from exc
+    if len(key) > 32:  # longer than any id: tortoise would refuse to compare it with the id column
+        raise BadInput("'after' is not a cursor from this API")
+    return key
 
 
 async def paginate(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 
 import strawberry
@@ -41,6 +41,19 @@ class Node:
     id: strawberry.ID
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A date-time input in UTC, as the database compares it: without an offset it is UTC already; one
+    whose UTC time falls outside years 1-9999 (0001-01-01T00:00+14:00) is held at that edge."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if moment.year == datetime.min.year else datetime.max).replace(tzinfo=UTC)
+
+
 @strawberry.input
 class DeliveryFilterInput:
     integration_id: strawberry.ID | None = None
@@ -56,8 +69,8 @@ class DeliveryFilterInput:
             form_slug=self.form_slug,
             status=[models.DeliveryStatus(s.value) for s in self.status] if self.status else None,
             event=self.event,
-            since=self.from_,
-            until=self.to,
+            since=as_utc(self.from_),
+            until=as_utc(self.to),
         )
 
 
@@ -322,6 +335,8 @@ class Workspace(Node):
 
     @strawberry.field
     async def form(self, info: Info, slug: str) -> Form | None:
+        if len(slug) > 64:  # no longer slug exists, and tortoise refuses to compare one with the column
+            return None
         found = await models.Form.get_or_none(workspace_id=self.id, slug=slug)
         return Form.of(found) if found else None
 

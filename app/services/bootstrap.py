@@ -1,11 +1,15 @@
-"""First start: a workspace, its owner and an API token, so there is something to log in with."""
+"""First start: a workspace, its owner and an API token, so there is something to log in with.
+
+The bootstrap token (and each `--new-token`) is the instance operator's: it has every ability,
+`instance:operator` included, which no ordinary token can grant.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from app.models import Plan, User, Workspace
-from app.services.tokens import ABILITIES, create_token
+from app.services.tokens import ALL_ABILITIES, create_token
 from app.services.workspaces import create_workspace
 
 
@@ -27,5 +31,5 @@ async def bootstrap(email: str = "owner@localhost", slug: str = "default", name:
         workspace = created.value
     elif not force_token:
         return Bootstrapped(workspace=workspace, user=user, token=None)
-    _, plain = await create_token(user, name="bootstrap", abilities=ABILITIES)
+    _, plain = await create_token(user, name="bootstrap", abilities=ALL_ABILITIES)
     return Bootstrapped(workspace=workspace, user=user, token=plain)

@@ -91,13 +91,13 @@ async def connect(
 def secret_names(integration: Integration, box: SecretBox) -> list[str]:
     """Which secrets are set, never their values."""
     stored = box.open(integration.secrets_encrypted)
-    names = [k for k in ("signing_secret", "access_token", "refresh_token") if stored.get(k)]
+    names = [k for k in ("url", "signing_secret", "access_token", "refresh_token") if stored.get(k)]
     names += [f"headers.{h}" for h in sorted((stored.get("headers") or {}).keys())]
     return names
 
 
 def public_config(integration: Integration) -> dict[str, Any]:
-    """The integration's config as queries show it: credentials in URLs masked."""
+    """The integration's config as queries show it: a URL that is a credential masked (it is stored so)."""
     return get_kind(integration.type).public_config(dict(integration.config or {}))
 
 
@@ -129,7 +129,9 @@ async def update(
     if config is not None or secrets is not None:
         merged = {k: v for k, v in (integration.config or {}).items() if k != "header_names"}
         if kind.url_is_secret and config_dict.get("url") == public_config(integration).get("url"):
-            config_dict.pop("url")  # the masked URL a query returned, sent back unchanged
+            # The masked URL a query returned, sent back unchanged: the stored URL stays (the kind
+            # finds the real one in the secrets, or in the config of a row not yet migrated).
+            config_dict.pop("url")
         merged.update(config_dict)
         validated = kind.validate(merged, secrets_dict, existing_secrets=box.open(integration.secrets_encrypted),
                                   settings=settings)

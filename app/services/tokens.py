@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.core.errors import CommonErrorCode, FieldError
+from app.core.ids import prefix_of
 from app.models import ApiToken, User
 from app.services.result import Done
 
 TOKEN_PREFIX = "hyk_"
 TOKEN_RE = re.compile(r"^hyk_[A-Za-z0-9_-]{43}$")
 
+# What an ordinary token may carry.
 ABILITIES = (
     "integrations:read",
     "integrations:write",
@@ -24,6 +26,10 @@ ABILITIES = (
     "deliveries:write",
     "tokens:write",
 )
+# Runs the instance: sets and changes workspace plans. Only `hookyard bootstrap` mints it (the first
+# token and `--new-token`); a token can pass it on only when it has it itself.
+OPERATOR_ABILITY = "instance:operator"
+ALL_ABILITIES = (*ABILITIES, OPERATOR_ABILITY)
 
 
 @dataclass(frozen=True)
@@ -97,9 +103,9 @@ async def issue_token(principal: Principal, name: str, abilities: list[str] | No
     """A token for the principal's user, with at most the principal's abilities and life."""
     wanted = list(dict.fromkeys(abilities if abilities is not None else principal.abilities))
     for i, ability in enumerate(wanted):
-        if ability not in ABILITIES:
+        if ability not in ALL_ABILITIES:
             return Done.refused(FieldError(f"abilities.{i}", f"unknown ability {ability!r}; expected one of "
-                                                             f"{', '.join(ABILITIES)}"))
+                                                             f"{', '.join(ALL_ABILITIES)}"))
         if not principal.can(ability):
             return Done.refused(FieldError(f"abilities.{i}", f"a token cannot grant {ability!r}, which it does "
                                                              "not have", CommonErrorCode.NOT_ALLOWED))
@@ -108,6 +114,10 @@ async def issue_token(principal: Principal, name: str, abilities: list[str] | No
     if expires_at is not None:
         if expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=UTC)
+        try:  # 9999-12-31T23:59-12:00 is past the last datetime in UTC, where it is stored
+            expires_at = expires_at.astimezone(UTC)
+        except OverflowError:
+            return Done.refused(FieldError("expiresAt", "is too far in the future", CommonErrorCode.OUT_OF_RANGE))
         if expires_at <= datetime.now(UTC):
             return Done.refused(FieldError("expiresAt", "must be in the future", CommonErrorCode.OUT_OF_RANGE))
     own_end = principal.token.expires_at
@@ -119,7 +129,9 @@ async def issue_token(principal: Principal, name: str, abilities: list[str] | No
 
 async def revoke_token(principal: Principal, token_id: str) -> Done[ApiToken]:
     """Revokes one of the principal's user's tokens; another user's token is not found."""
-    token = await ApiToken.get_or_none(id=token_id, user_id=principal.user.id)
+    token = None
+    if prefix_of(token_id) == "tok":  # anything else is no id of ours, maybe too long to look up
+        token = await ApiToken.get_or_none(id=token_id, user_id=principal.user.id)
     if token is None:
         return Done.refused(FieldError("id", "token not found", CommonErrorCode.NOT_FOUND))
     if token.revoked_at is None:

@@ -61,7 +61,7 @@ async def test_user_secret_and_custom_headers_are_write_only(account):
         ({"secrets": {"headers": {"webhook-id": "x"}}}, "secrets.headers.webhook-id", "BLOCKED_HEADER"),
         ({"secrets": {"headers": {"X-Forwarded-For": "1.2.3.4"}}}, "secrets.headers.X-Forwarded-For",
          "BLOCKED_HEADER"),
-        ({"secrets": {"headers": {"X-Ok": "a\r\nX-Evil: 1"}}}, "secrets.headers.X-Ok", "INVALID"),
+        ({"secrets": {"headers": {"X-Ok": "a\r\nX-Evil: 1"}}}, "secrets.headers.X-Ok", "INVALID_HEADER"),
         ({"events": ["session.completed", "sess*"]}, "events.1", "INVALID_EVENT_FILTER"),
         ({"name": ""}, "name", "REQUIRED"),
     ],

@@ -49,9 +49,10 @@ class DeliveryMutations:
     @strawberry.mutation
     async def deliveries_recover(self, info: Info, input: DeliveriesRecoverInput) -> DeliveriesRecoverPayload:
         integration = await load_integration(info, input.integration_id, ability="deliveries:write")
-        if input.until is not None and input.until < input.since:
+        since, until = t.as_utc(input.since), t.as_utc(input.until)  # comparable, and in the database's range
+        if until is not None and until < since:
             return DeliveriesRecoverPayload(queued=0, errors=user_errors([FieldError(
                 "until", "must not be before since", CommonErrorCode.OUT_OF_RANGE)]))
         async with info.context.unit() as unit:
-            done = await deliveries.recover(unit, integration, input.since, input.until)
+            done = await deliveries.recover(unit, integration, since, until)
         return DeliveriesRecoverPayload(queued=done.value or 0, errors=user_errors(done.errors))

@@ -4,6 +4,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app import models
+from app.core.ids import prefix_of
 from app.schema import types as t
 from app.schema.context import Info
 from app.schema.errors import NotFound, UserError, user_errors
@@ -52,7 +53,9 @@ class FormIntegrationDetachPayload:
 
 async def load_attachment(info: Info, attachment_id: str, **checks) -> models.FormIntegration:
     principal(info)
-    att = await models.FormIntegration.get_or_none(id=attachment_id).select_related("integration__workspace")
+    att = None
+    if prefix_of(attachment_id) == "fin":  # anything else is no id of ours, maybe too long to look up
+        att = await models.FormIntegration.get_or_none(id=attachment_id).select_related("integration__workspace")
     await check_workspace(info, att.integration.workspace if att else None, what="form integration", **checks)
     return att
 
@@ -64,8 +67,12 @@ class FormIntegrationMutations:
         self, info: Info, input: FormIntegrationAttachInput
     ) -> FormIntegrationPayload:
         ws = await workspace_by_slug(info, input.workspace, **WRITE)
-        form = await models.Form.get_or_none(workspace=ws, slug=input.form_slug)
-        integration = await models.Integration.get_or_none(id=input.integration_id, workspace=ws)
+        form = None
+        if len(input.form_slug) <= 64:  # no longer slug exists, and tortoise refuses to compare one
+            form = await models.Form.get_or_none(workspace=ws, slug=input.form_slug)
+        integration = None
+        if prefix_of(input.integration_id) == "int":  # else no id of ours, maybe too long to look up
+            integration = await models.Integration.get_or_none(id=input.integration_id, workspace=ws)
         if form is None:
             raise NotFound(f"form {input.form_slug!r} not found")
         if integration is None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import strawberry
 
 from app import models
+from app.core.ids import prefix_of
 from app.schema import types as t
 from app.schema.context import Info
 from app.schema.errors import UserError, user_errors
@@ -43,7 +44,9 @@ class FormDeletePayload:
 
 async def load_form(info: Info, form_id: str) -> models.Form:
     principal(info)
-    form = await models.Form.get_or_none(id=form_id).select_related("workspace")
+    form = None
+    if prefix_of(form_id) == "frm":  # anything else is no id of ours, maybe too long to look up
+        form = await models.Form.get_or_none(id=form_id).select_related("workspace")
     await check_workspace(info, form.workspace if form else None, ability="forms:write", what="form")
     return form
 

@@ -5,6 +5,7 @@ import pytest
 from slack_sdk.models.blocks import Block
 
 from app.config import Settings
+from app.core.http import mask_url
 from app.integrations.registry import get_kind
 from app.integrations.slack import SlackKind
 from tests.unit.integrations.helpers import make_ctx
@@ -38,7 +39,8 @@ def test_registered():
 def test_validate_accepts_url_and_rejects_unknown_fields():
     settings = Settings()
     ok = kind.validate({"url": URL}, {}, existing_secrets=None, settings=settings)
-    assert ok.errors == [] and ok.config == {"url": URL} and ok.secrets == {}
+    # The URL is the credential: kept with the secrets, the config holds only its masked form.
+    assert ok.errors == [] and ok.config == {"url": mask_url(URL)} and ok.secrets == {"url": URL}
     bad = kind.validate({"url": URL, "channel": "#x"}, {"token": "t"}, existing_secrets=None, settings=settings)
     assert {(e.field, e.code) for e in bad.errors} == {
         ("config.channel", "UNKNOWN_FIELD"),
