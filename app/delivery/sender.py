@@ -33,6 +33,10 @@ RECORDED_FIELDS = (
 # Sends of one batch that finish within this many seconds of each other are recorded together;
 # a slow target never holds back the record of its fast siblings for longer than this.
 RECORD_WINDOW = 0.005
+# Every integration may set its own request timeout in its config (validated by the use-cases).
+TIMEOUT_KEY = "timeoutSeconds"
+MIN_TIMEOUT_SECONDS = 1
+MAX_TIMEOUT_SECONDS = 30
 
 
 @dataclass
@@ -53,13 +57,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def request_timeout(integration: Integration, runtime: Runtime) -> float:
+    """The integration's own `timeoutSeconds`, else the server's HOOKYARD_REQUEST_TIMEOUT."""
+    value = (integration.config or {}).get(TIMEOUT_KEY)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return runtime.settings.request_timeout
+
+
 def _lease(now: datetime, runtime: Runtime) -> datetime:
-    return now + timedelta(seconds=max(runtime.settings.send_lease_seconds, runtime.settings.request_timeout))
-
-
-async def claim(delivery_id: str, runtime: Runtime, *, force: bool = False) -> bool:
-    """Atomically moves a due delivery to SENDING, so two workers never send it at once."""
-    return bool(await claim_many([delivery_id], runtime, force=force))
+    # Claimed before the integrations are loaded: long enough for the longest timeout any of them may set.
+    settings = runtime.settings
+    return now + timedelta(seconds=max(settings.send_lease_seconds, settings.request_timeout, MAX_TIMEOUT_SECONDS))
 
 
 async def claim_many(delivery_ids: Sequence[str], runtime: Runtime, *, force: bool = False) -> list[str]:
@@ -84,6 +93,7 @@ def _context(delivery: Delivery, integration: Integration, runtime: Runtime) -> 
         config=dict(integration.config or {}),
         secrets=runtime.box.open_cached(integration.secrets_encrypted),
         workspace_slug=delivery.workspace.slug,
+        workspace_name=delivery.workspace.name,
         integration_name=integration.name,
         form_slug=updates.form_slug_of(delivery),
         settings=runtime.settings,
@@ -137,7 +147,8 @@ async def _send(delivery: Delivery, runtime: Runtime) -> _Sent:
     integration = delivery.integration
     kind = get_kind(integration.type)
     ctx = _context(delivery, integration, runtime)
-    exchange = HttpExchange(runtime.session, runtime.settings.allowed_networks, runtime.settings.request_timeout)
+    timeout = request_timeout(integration, runtime)
+    exchange = HttpExchange(runtime.session, runtime.settings.allowed_networks, timeout)
     outcome: Outcome
     try:
         outcome = await kind.deliver(ctx, exchange)
@@ -146,7 +157,7 @@ async def _send(delivery: Delivery, runtime: Runtime) -> _Sent:
     except Exception as exc:  # network failures and anything a type raises are retried, never lost
         last = exchange.records[-1] if exchange.records else None
         outcome = Outcome(success=False, error=(last.error if last and last.error else
-                                                describe_error(exc, runtime.settings.request_timeout)))
+                                                describe_error(exc, timeout)))
     if ctx.secrets_changed:
         integration.secrets_encrypted = runtime.box.seal(ctx.secrets)
         await Integration.filter(id=integration.id).update(secrets_encrypted=integration.secrets_encrypted)

@@ -23,6 +23,7 @@ INLINE_UNDER = 40
 TEXT_KEYS = ("description", "message", "body", "text")
 COLOR = 0x5865F2
 TEST_COLOR = 0xFEE75C
+MARKDOWN_CHARS = frozenset("\\*_~`|[]()<>")
 
 
 def units(text: str) -> int:
@@ -94,8 +95,22 @@ def _body_retry_after(data: dict[str, Any], headers: dict[str, str]) -> float | 
     return retry_after(headers)
 
 
+def workspace_label(ctx: DeliveryContext, markdown: bool = False) -> str:
+    """The workspace as people know it, name and slug: `Acme Corp (acme)` (a slug needs no escaping)."""
+    name = " ".join(ctx.workspace_name.split())
+    if not name or name == ctx.workspace_slug:
+        return ctx.workspace_slug
+    return f"{escape_markdown(name) if markdown else name} ({ctx.workspace_slug})"
+
+
+def escape_markdown(text: str) -> str:
+    """Discord markdown characters shown as themselves (mentions are off anyway, see allowed_mentions)."""
+    return "".join("\\" + ch if ch in MARKDOWN_CHARS else ch for ch in text)
+
+
 def message(ctx: DeliveryContext) -> dict[str, Any]:
-    content = f"**{ctx.event_type}**" + (" — test delivery" if ctx.is_test else "")
+    test = f" — test delivery from workspace {workspace_label(ctx, markdown=True)}" if ctx.is_test else ""
+    content = f"**{ctx.event_type}**" + test
     return {"content": cut(content, CONTENT_LIMIT), "embeds": [embed(ctx)], "allowed_mentions": {"parse": []}}
 
 
@@ -121,7 +136,7 @@ def embed(ctx: DeliveryContext) -> dict[str, Any]:
 
 def footer_text(ctx: DeliveryContext) -> str:
     parts = ["Hookyard", ctx.event_type] + ([ctx.form_slug] if ctx.form_slug else [])
-    return " · ".join(parts) + (" · test delivery" if ctx.is_test else "")
+    return " · ".join(parts) + (f" · test delivery from {workspace_label(ctx)}" if ctx.is_test else "")
 
 
 def description_source(payload: Any) -> tuple[str | None, str | None]:

@@ -72,8 +72,14 @@ def message(ctx: DeliveryContext) -> dict[str, Any]:
         blocks.append(fields_block(fields))
     if url := payload_url(ctx.payload, URL_LIMIT):
         blocks.append(button_block(url))
-    prefix = "[test] " if ctx.is_test else ""
+    prefix = f"[test from {workspace_label(ctx)}] " if ctx.is_test else ""
     return {"text": escaped(f"{prefix}{ctx.event_type}: {heading}", TEXT_LIMIT), "blocks": blocks}
+
+
+def workspace_label(ctx: DeliveryContext) -> str:
+    """The workspace as people know it, name and slug: `Acme Corp (acme)`."""
+    name = " ".join(ctx.workspace_name.split())
+    return f"{name} ({ctx.workspace_slug})" if name and name != ctx.workspace_slug else ctx.workspace_slug
 
 
 def header_block(text: str) -> dict[str, Any]:
@@ -84,7 +90,8 @@ def context_block(ctx: DeliveryContext) -> dict[str, Any]:
     parts = [f"`{ctx.event_type}`"] + ([f"form `{ctx.form_slug}`"] if ctx.form_slug else [])
     elements = [{"type": "mrkdwn", "text": escaped(" · ".join(parts), TEXT_LIMIT)}]
     if ctx.is_test:
-        elements.append({"type": "mrkdwn", "text": ":test_tube: Test delivery from Hookyard"})
+        origin = escaped(f"Test delivery from Hookyard workspace {workspace_label(ctx)}", TEXT_LIMIT - 12)
+        elements.append({"type": "mrkdwn", "text": f":test_tube: {origin}"})
     return {"type": "context", "elements": elements}
 
 

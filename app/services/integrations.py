@@ -17,7 +17,7 @@ from app.integrations.registry import get_kind
 from app.models import Delivery, DeliveryStatus, Event, Integration, IntegrationScope, IntegrationStatus, Workspace
 from app.services.deliveries import release_held
 from app.services.result import Done
-from app.services.validation import validate_event_filters, validate_name
+from app.services.validation import split_timeout, validate_event_filters, validate_name, with_timeout
 
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 
@@ -70,7 +70,8 @@ async def connect(
     config_dict, e1 = _as_dict(config, "config")
     secrets_dict, e2 = _as_dict(secrets, "secrets")
     event_filters, e3 = validate_event_filters(["*"] if events is None else events, "events")
-    errors += e1 + e2 + e3
+    config_dict, timeout, e4 = split_timeout(config_dict)  # every type has it: the kinds never see it
+    errors += e1 + e2 + e3 + e4
     validated = kind.validate(config_dict, secrets_dict, existing_secrets=None, settings=settings)
     errors += validated.errors
     if errors:
@@ -79,7 +80,7 @@ async def connect(
         workspace=workspace,
         type=kind.type,
         name=name.strip(),
-        config=validated.config,
+        config=with_timeout(validated.config, timeout),
         secrets_encrypted=box.seal(validated.secrets),
         events=event_filters,
         scope=scope or IntegrationScope.WORKSPACE,
@@ -132,16 +133,17 @@ async def update(
             # The masked URL a query returned, sent back unchanged: the stored URL stays (the kind
             # finds the real one in the secrets, or in the config of a row not yet migrated).
             config_dict.pop("url")
-        merged.update(config_dict)
+        merged.update(config_dict)  # `timeoutSeconds: null` goes back to the server's default
+        merged, timeout, e4 = split_timeout(merged)
         validated = kind.validate(merged, secrets_dict, existing_secrets=box.open(integration.secrets_encrypted),
                                   settings=settings)
-        errors += validated.errors
+        errors += e4 + validated.errors
     if errors:
         return Done.refused(*errors)
     if name is not None:
         integration.name = name.strip()
     if validated is not None:
-        integration.config = validated.config
+        integration.config = with_timeout(validated.config, timeout)
         integration.secrets_encrypted = box.seal(validated.secrets)
     if event_filters is not None:
         integration.events = event_filters

@@ -26,6 +26,7 @@ from app.integrations.registry import get_kind
 from app.models import Integration, IntegrationScope, IntegrationStatus, Workspace
 from app.services.deliveries import release_held
 from app.services.result import Done
+from app.services.validation import split_timeout, with_timeout
 
 PENDING_KEY = "hookyard:oauth:{}"
 
@@ -67,15 +68,17 @@ async def start(
         base_config.update(config)
     elif config is not None:
         errors.append(FieldError("config", "must be a JSON object"))
+    base_config, timeout, timeout_errors = split_timeout(base_config)
     validated = kind.validate(base_config, {}, existing_secrets=None, settings=settings)
-    errors += validated.errors
+    errors += timeout_errors + validated.errors
     if errors:
         return Done.refused(*errors)
     verifier, challenge = oauth.make_pkce() if provider.pkce else (None, None)
     state = oauth.make_state({"t": kind.type}, state_key(settings), settings.oauth_state_ttl_seconds)
     pending = {
         "workspace_id": workspace.id, "type": kind.type, "integration_id": integration.id if integration else None,
-        "name": name or (integration.name if integration else kind.label), "config": validated.config,
+        "name": name or (integration.name if integration else kind.label),
+        "config": with_timeout(validated.config, timeout),
         "redirect_to": redirect_to, "verifier": verifier,
     }
     await redis.set(PENDING_KEY.format(oauth.state_nonce(state)), orjson.dumps(pending),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 from app.core.errors import CommonErrorCode, EventErrorCode, FieldError, WorkspaceErrorCode
 from app.delivery.filters import validate_event_filter
+from app.delivery.sender import MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, TIMEOUT_KEY
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MAX_FILTERS = 100
@@ -32,6 +34,10 @@ def validate_event_filters(values: Any, path: str) -> tuple[list[str], list[Fiel
         return [], [FieldError(path, "must be a list of event names", CommonErrorCode.INVALID)]
     if len(values) > MAX_FILTERS:
         return [], [FieldError(path, f"at most {MAX_FILTERS} filters", CommonErrorCode.TOO_LONG)]
+    if not values:  # would match nothing, while leaving the list out means every event
+        return [], [FieldError(path, "an empty list would deliver nothing: leave `events` out to receive every "
+                                     "event, or set `enabled: false` to switch the integration off",
+                               EventErrorCode.EMPTY_EVENT_FILTER)]
     errors = []
     clean: list[str] = []
     for i, pattern in enumerate(values):
@@ -41,3 +47,26 @@ def validate_event_filters(values: Any, path: str) -> tuple[list[str], list[Fiel
         elif pattern not in clean:
             clean.append(pattern)
     return clean, errors
+
+
+def split_timeout(config: dict[str, Any], path: str = "config") -> tuple[dict[str, Any], Any, list[FieldError]]:
+    """Takes `timeoutSeconds` (every integration type has it) out of `config` before the type validates the rest.
+
+    Answers the config without it, the timeout (None: the server's default) and any error.
+    """
+    rest = dict(config)
+    value = rest.pop(TIMEOUT_KEY, None)
+    field_path = f"{path}.{TIMEOUT_KEY}"
+    if value is None:
+        return rest, None, []
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return rest, None, [FieldError(field_path, "must be a number of seconds", CommonErrorCode.INVALID)]
+    if not MIN_TIMEOUT_SECONDS <= value <= MAX_TIMEOUT_SECONDS:
+        return rest, None, [FieldError(field_path, f"must be between {MIN_TIMEOUT_SECONDS} and "
+                                                   f"{MAX_TIMEOUT_SECONDS} seconds", CommonErrorCode.OUT_OF_RANGE)]
+    return rest, int(value) if float(value).is_integer() else value, []
+
+
+def with_timeout(config: dict[str, Any], timeout: Any) -> dict[str, Any]:
+    """The config a type validated, with the timeout `split_timeout` took out put back (when one was set)."""
+    return config if timeout is None else {**config, TIMEOUT_KEY: timeout}

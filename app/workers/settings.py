@@ -8,6 +8,7 @@ from arq.worker import Worker, func
 from app.config import Settings
 from app.delivery.batching import SendCoalescer
 from app.delivery.runtime import Runtime, open_runtime, redis_settings
+from app.delivery.sender import MAX_TIMEOUT_SECONDS
 from app.models.database import close_db, init_db
 from app.workers.tasks import purge_old, send_deliveries, send_delivery, sweep_due
 
@@ -35,7 +36,8 @@ def build_worker(settings: Settings, redis_url: str, runtime: Runtime | None = N
             await ctx["runtime"].close()
             await close_db()
 
-    job_timeout = int(settings.request_timeout * 6 + 30)
+    # A job may make several calls (OAuth refresh, then the API), each up to the longest per-integration timeout.
+    job_timeout = int(max(settings.request_timeout, MAX_TIMEOUT_SECONDS) * 6 + 30)
     return Worker(
         functions=[
             func(send_delivery, name="send_delivery", timeout=job_timeout, max_tries=5),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 
@@ -95,3 +97,18 @@ def test_unknown_webhook_is_gone_and_bad_body_is_final():
     assert not bad.success and not bad.gone and not bad.retryable
     assert kind.read_response(204, {}, b"").success
     assert kind.read_response(502, {}, b"").retryable
+
+
+def test_a_test_message_names_the_workspace_in_content_and_footer():
+    ctx = replace(make_ctx({"url": URL}, kind.sample_payload("integration.test"), is_test=True,
+                           event_type="integration.test"), workspace_name="Acme **Labs**")
+    message = orjson.loads(kind.build_request(ctx).body)
+    # Markdown in the name is shown as typed in the content; the footer is plain text.
+    assert message["content"] == "**integration.test** — test delivery from workspace Acme \\*\\*Labs\\*\\* (acme)"
+    footer = message["embeds"][0]["footer"]["text"]
+    assert footer == "Hookyard · integration.test · test delivery from Acme **Labs** (acme)"
+    bare = orjson.loads(kind.build_request(make_ctx({"url": URL}, {}, is_test=True)).body)
+    assert bare["content"].endswith("test delivery from workspace acme")
+    assert bare["embeds"][0]["footer"]["text"].endswith("test delivery from acme")
+    real = orjson.loads(kind.build_request(replace(ctx, is_test=False)).body)
+    assert real["content"] == "**integration.test**" and "Acme" not in orjson.dumps(real).decode()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 from slack_sdk.models.blocks import Block
@@ -125,3 +127,20 @@ def test_read_response_success_and_rate_limit():
     assert kind.read_response(200, {}, b"ok").success
     limited = kind.read_response(429, {"Retry-After": "30"}, b"rate_limited")
     assert not limited.success and limited.retry_after == 30 and limited.retryable
+
+
+def test_a_test_message_names_the_workspace_it_comes_from():
+    ctx = replace(make_ctx({"url": URL}, kind.sample_payload("integration.test"), is_test=True,
+                           event_type="integration.test"), workspace_name="Acme <Labs> & Co")
+    message = orjson.loads(kind.build_request(ctx).body)
+    assert_valid_slack(message)
+    # The notification text and the context block both say which workspace (name and slug) sent it.
+    assert message["text"].startswith("[test from Acme &lt;Labs&gt; &amp; Co (acme)] integration.test")
+    context = [e["text"] for e in message["blocks"][1]["elements"]]
+    assert context[-1] == ":test_tube: Test delivery from Hookyard workspace Acme &lt;Labs&gt; &amp; Co (acme)"
+    # Without a name (or when it is the slug) the slug alone; a real event names no workspace.
+    bare = orjson.loads(kind.build_request(make_ctx({"url": URL}, {}, is_test=True)).body)
+    assert bare["text"].startswith("[test from acme] ")
+    assert bare["blocks"][1]["elements"][-1]["text"].endswith("workspace acme")
+    real = orjson.loads(kind.build_request(replace(ctx, is_test=False)).body)
+    assert "Acme" not in orjson.dumps(real).decode()
