@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
 from app.config import Settings
+from app.core.logging import configure_logging
 
 
 def _migrate(settings: Settings) -> None:
@@ -17,8 +17,8 @@ def _migrate(settings: Settings) -> None:
 
 
 def _bootstrap(settings: Settings, email: str, slug: str, force_token: bool) -> str | None:
-    from app.services.bootstrap import bootstrap
     from app.models.database import close_db, init_db
+    from app.services.bootstrap import bootstrap
 
     async def run() -> str | None:
         await init_db(settings)
@@ -45,8 +45,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
         print(f"First API token (shown once, keep it): {token}", flush=True)
     else:
         print("Already set up: mint another token with `hookyard bootstrap --new-token`.", flush=True)
+    # log_config=None: uvicorn's loggers keep no handlers of their own and write through ours.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                ws_per_message_deflate=settings.ws_compression)
+                log_config=None, ws_per_message_deflate=settings.ws_compression, ws_max_size=settings.max_body_bytes)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -83,8 +84,7 @@ def cmd_export_schema(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    level = getattr(logging, Settings().log_level.upper(), logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(Settings())
     parser = argparse.ArgumentParser(prog="hookyard")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="migrate, bootstrap and run the API (with the worker inside)").set_defaults(

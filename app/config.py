@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -14,6 +14,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Seconds between attempts after the 1st..7th failure: 8 attempts, about 27 hours in all.
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+LOG_FORMATS = ("json", "console")
 
 
 def _items(value: Any) -> list[Any]:
@@ -69,6 +70,8 @@ class Settings(BaseSettings):
     # Lists are written comma-separated in the environment and parsed once, here.
     allowed_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     enforce_plans: bool = True
+    # The plan of a workspace created by anyone but an instance operator (who may choose one).
+    default_plan: Literal["free", "starter", "professional"] = "free"
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
     retry_jitter: float = 0.2
     request_timeout: float = 10.0
@@ -82,6 +85,16 @@ class Settings(BaseSettings):
     max_query_depth: int = 12
     max_query_tokens: int = 2000
     max_aliases: int = 30
+    # The largest request body (and WebSocket message) taken, in bytes; a larger one is answered 413.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Rate limits, counted per minute in Redis so they hold across API replicas; over one, 429.
+    rate_limit_enabled: bool = True
+    # GraphQL requests per token (per client IP for requests without one).
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    # `eventPublish` requests per token (per client IP without one): a budget of their own.
+    publish_rate_limit_per_minute: int = Field(default=6000, ge=1)
+    # Requests with a bad, unknown, revoked or expired token per client IP; past it, tokens from it are refused.
+    auth_failures_per_minute: int = Field(default=30, ge=1)
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
     # Live updates waiting for one WebSocket subscriber beyond what its socket holds; past that it is dropped.
     subscriber_buffer: int = 256
@@ -95,6 +108,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = 200
     run_worker_in_api: bool = True
     log_level: str = "info"
+    # json | console; unset: console when stderr is a terminal, JSON lines otherwise.
+    log_format: str | None = None
     oauth_state_ttl_seconds: int = 600
     hubspot_client_id: str | None = None
     hubspot_client_secret: str | None = None
@@ -128,6 +143,16 @@ class Settings(BaseSettings):
     @classmethod
     def _origins(cls, value: Any) -> tuple[str, ...]:
         return tuple(str(origin) for origin in _items(value))
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: Any) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        text = str(value).strip().lower()
+        if text not in LOG_FORMATS:
+            raise ValueError(f"log format {value!r} is not one of: {', '.join(LOG_FORMATS)}")
+        return text
 
     @property
     def base_url(self) -> str:

@@ -1,10 +1,9 @@
-"""The Starlette application: /graphql, /healthz, /metrics, /dashboard, /oauth/{type}/callback."""
+"""The Starlette application: /graphql, /healthz, /readyz, /metrics, /dashboard, /oauth/{type}/callback."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from tortoise.contrib.starlette import RegisterTortoise
 
 from app.config import Settings
+from app.core.logging import configure_logging, get_logger, is_configured
 from app.core.redis_embedded import EmbeddedRedis
 from app.core.secret_box import ensure_secret_key
 from app.delivery.runtime import open_runtime
@@ -32,14 +31,19 @@ from app.realtime.connections import AbortableWebSockets
 from app.schema import build_schema
 from app.schema.context import Context, Live
 from app.services import oauth_connect
-from app.services.tokens import authenticate
+from app.web.errors import ServiceUnavailable
+from app.web.graphql import GuardedGraphQL, Guards
+from app.web.health import ping_database, ping_redis, readyz
+from app.web.limits import RateLimiter
+from app.web.outages import DATABASE, REDIS, Outages
+from app.web.size import BodySizeLimit
 from app.workers.settings import build_worker
 
-log = logging.getLogger("hookyard")
+log = get_logger("hookyard")
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-class HookyardGraphQL(GraphQL):
+class HookyardGraphQL(GuardedGraphQL):
     def encode_json(self, data: object) -> str:
         # Every live update is encoded once per client: orjson does it several times faster.
         try:
@@ -50,13 +54,18 @@ class HookyardGraphQL(GraphQL):
     async def get_context(self, request, response) -> Context:
         principal = None
         if request.scope["type"] == "http":
-            principal = await authenticate(request.headers.get("authorization"))
+            # A bad token is counted against the client's address; a database that is down is a 503.
+            principal = await self.principal_for(request, request.headers.get("authorization"))
         state = request.app.state
         return Context(request, response, principal, state.runtime, getattr(state, "live", None))
 
     async def on_ws_connect(self, context: Context):
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
-        principal = await authenticate(params.get("authorization") or params.get("Authorization"))
+        authorization = params.get("authorization") or params.get("Authorization")
+        authorization = authorization if isinstance(authorization, str) else None
+        # Closed with 1013 when the database or Redis is down, 4429 past the failed-authentication budget.
+        await self.admit_websocket(context.request, authorization)
+        principal = await self.principal_for(context.request, authorization)
         if principal is None:
             raise ConnectionRejectionError({"message": "a valid API token is required in "
                                                        "connectionParams.authorization"})
@@ -73,6 +82,16 @@ async def dashboard(request: Request) -> Response:
 
 
 async def oauth_callback(request: Request) -> Response:
+    try:
+        return await _oauth_callback(request)
+    except Exception as exc:  # Redis (the pending request) or the database down: 503, logged once
+        service = request.app.state.outages.unavailable(exc)
+        if service is None:
+            raise
+        return ServiceUnavailable(service).response()
+
+
+async def _oauth_callback(request: Request) -> Response:
     runtime = request.app.state.runtime
     finished = await oauth_connect.finish(runtime, request.path_params["type"], dict(request.query_params))
     if finished.tokens is not None:
@@ -88,10 +107,38 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+async def run_worker(app: Starlette, settings: Settings, redis_url: str, runtime, outages: Outages) -> None:
+    """The delivery worker inside the API process. Its loop ends when Redis goes away; it is started
+    again (every second until Redis answers), so the sweeper queues what was published meanwhile."""
+    while True:
+        worker = app.state.worker = build_worker(settings, redis_url, runtime, handle_signals=False)
+        delay = 1.0
+        try:
+            await worker.async_run()
+            return
+        except Exception as exc:
+            if outages.unavailable(exc) is None:  # an outage is logged once, by `outages`
+                log.warning("the delivery worker stopped; starting it again in 5 s", exc_info=True)
+                delay = 5.0
+        with contextlib.suppress(Exception):
+            await worker.close()
+        await asyncio.sleep(delay)
+
+
 def create_app(settings: Settings) -> Starlette:
+    if not is_configured():  # `hookyard serve` set it up already; an app started another way gets it here
+        configure_logging(settings)
     ensure_secret_key(settings)
-    graphql = HookyardGraphQL(build_schema(settings), graphql_ide="graphiql",
-                              allowed_origins=settings.allowed_origins)
+
+    def redis():
+        runtime = getattr(app.state, "runtime", None)
+        return runtime.redis if runtime is not None else None
+
+    # While the database or Redis is down this process answers 503 and probes it every second.
+    outages = Outages({DATABASE: ping_database, REDIS: lambda: ping_redis(redis())})
+    guards = Guards(settings, outages, RateLimiter(settings, redis, outages), redis)
+    graphql = HookyardGraphQL(build_schema(settings, unavailable=outages.unavailable), guards,
+                              graphql_ide="graphiql", allowed_origins=settings.allowed_origins)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -111,9 +158,8 @@ def create_app(settings: Settings) -> Starlette:
             app.state.live = Live(broadcaster, access_watch)
             worker_task = None
             if settings.run_worker_in_api:
-                worker = build_worker(settings, redis_url, runtime, handle_signals=False)
-                worker_task = asyncio.create_task(worker.async_run(), name="hookyard-worker")
-                app.state.worker = worker
+                worker_task = asyncio.create_task(run_worker(app, settings, redis_url, runtime, outages),
+                                                  name="hookyard-worker")
             try:
                 yield
             finally:
@@ -123,6 +169,7 @@ def create_app(settings: Settings) -> Starlette:
                         await worker_task
                     with contextlib.suppress(Exception):
                         await app.state.worker.close()
+                await outages.close()
                 await access_watch.stop()
                 await broadcaster.stop()
                 await runtime.close()
@@ -133,12 +180,16 @@ def create_app(settings: Settings) -> Starlette:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
+        Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/oauth/{type}/callback", oauth_callback),
         Route("/dashboard", dashboard),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
+    # AbortableWebSockets first: it needs the server's own `send`.
     app = Starlette(routes=routes, lifespan=lifespan, debug=settings.debug,
-                    middleware=[Middleware(AbortableWebSockets)])
+                    middleware=[Middleware(AbortableWebSockets),
+                                Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)])
     app.state.settings = settings
+    app.state.outages = outages
     return app
