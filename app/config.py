@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     # Requests with a bad, unknown, revoked or expired token per client IP; past it, tokens from it are refused.
     auth_failures_per_minute: int = Field(default=30, ge=1)
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Origins whose pages may frame /portal (Content-Security-Policy frame-ancestors), besides this one.
+    portal_frame_ancestors: Annotated[tuple[str, ...], NoDecode] = ()
     # Live updates waiting for one WebSocket subscriber beyond what its socket holds; past that it is dropped.
     subscriber_buffer: int = 256
     # How long a dropped subscriber gets to receive its close frame before its connection is cut.
@@ -139,7 +141,7 @@ class Settings(BaseSettings):
     def _schedule(cls, value: Any) -> tuple[float, ...]:
         return parse_schedule(value)
 
-    @field_validator("allowed_origins", mode="before")
+    @field_validator("allowed_origins", "portal_frame_ancestors", mode="before")
     @classmethod
     def _origins(cls, value: Any) -> tuple[str, ...]:
         return tuple(str(origin) for origin in _items(value))

@@ -36,14 +36,20 @@ from app.web.graphql import GuardedGraphQL, Guards
 from app.web.health import ping_database, ping_redis, readyz
 from app.web.limits import RateLimiter
 from app.web.outages import DATABASE, REDIS, Outages
+from app.web.pages import graphiql_response, page_routes
 from app.web.size import BodySizeLimit
 from app.workers.settings import build_worker
 
 log = get_logger("hookyard")
 STATIC_DIR = Path(__file__).parent / "static"
+VENDOR_DIR = Path(__file__).resolve().parents[1] / "node_modules"  # `npm ci` in `make` installs it
 
 
 class HookyardGraphQL(GuardedGraphQL):
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Hookyard's own GraphiQL page, whose assets come from npm at install time: no CDN at run time.
+        return graphiql_response(STATIC_DIR)
+
     def encode_json(self, data: object) -> str:
         # Every live update is encoded once per client: orjson does it several times faster.
         try:
@@ -176,7 +182,10 @@ def create_app(settings: Settings) -> Starlette:
         if embedded:
             embedded.stop()
 
+    frame_ancestors = [o for o in (*settings.portal_frame_ancestors, *settings.allowed_origins) if o != "*"]
     routes = [
+        # The portal, its embed script, GraphiQL (for a browser's GET /graphql) and its npm-installed assets.
+        *page_routes(STATIC_DIR, VENDOR_DIR, frame_ancestors=frame_ancestors),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),

@@ -633,7 +633,9 @@ async def main() -> int:
                "HOOKYARD_PORT": str(port), "HOOKYARD_HOST": "127.0.0.1", "HOOKYARD_DATA_DIR": str(logdir / "data"),
                "HOOKYARD_SECRET_KEY": secrets.token_urlsafe(32), "HOOKYARD_RUN_WORKER_IN_API": "false",
                "HOOKYARD_ALLOWED_NETWORKS": "127.0.0.0/8", "HOOKYARD_ENFORCE_PLANS": "false",
-               "HOOKYARD_LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1"}
+               "HOOKYARD_LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1",
+               # One token publishes everything here: the per-token budgets would measure themselves.
+               "HOOKYARD_RATE_LIMIT_PER_MINUTE": "100000000", "HOOKYARD_PUBLISH_RATE_LIMIT_PER_MINUTE": "100000000"}
         if args.worker_concurrency:
             env["HOOKYARD_WORKER_CONCURRENCY"] = str(args.worker_concurrency)
         try:

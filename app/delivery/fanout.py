@@ -55,6 +55,8 @@ def validate_event(type_name: Any, payload: Any, idempotency_key: Any) -> list[F
         errors.append(FieldError("type", "must be an event name like 'session.completed'", CommonErrorCode.INVALID))
     if not isinstance(payload, dict):
         errors.append(FieldError("payload", "must be a JSON object", CommonErrorCode.INVALID))
+    elif not _encodable(payload):
+        errors.append(FieldError("payload", "holds a number outside the 64-bit range JSON receivers can read"))
     elif len(orjson.dumps(payload)) > MAX_PAYLOAD_BYTES:
         errors.append(FieldError("payload", f"is larger than {MAX_PAYLOAD_BYTES // 1024} KiB",
                                  CommonErrorCode.TOO_LONG))
@@ -62,6 +64,14 @@ def validate_event(type_name: Any, payload: Any, idempotency_key: Any) -> list[F
                                         or len(idempotency_key) > MAX_IDEMPOTENCY_KEY):
         errors.append(FieldError("idempotencyKey", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters"))
     return errors
+
+
+def _encodable(payload: Any) -> bool:
+    try:
+        orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return False
+    return True
 
 
 async def recipients(workspace_id: str, event_type: str, form: Form | None, payload: Any,

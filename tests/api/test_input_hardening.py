@@ -413,3 +413,11 @@ async def test_new_workspaces_get_the_configured_default_plan(server, account, m
     made = (await account.gql(CREATE, {"slug": account.slug + "-d", "plan": None}))["workspaceCreate"]
     assert made["workspace"]["plan"] == "STARTER"
     assert (await Workspace.get(slug=account.slug + "-d")).plan == Plan.STARTER
+
+
+async def test_a_payload_number_beyond_64_bits_is_a_field_error(account):
+    query = """mutation($input: EventPublishInput!) { eventPublish(input: $input) {
+      event { id } errors { field code } } }"""
+    data = await account.gql(query, {"input": {"workspace": account.slug, "type": "order.created",
+                                               "payload": {"amount": 2**70}}})
+    assert data["eventPublish"] == {"event": None, "errors": [{"field": "payload", "code": "INVALID"}]}
