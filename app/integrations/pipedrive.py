@@ -24,7 +24,7 @@ from app.integrations.oauth_kind import OAuthKind
 
 PERSON_FIELDS = ("name", "email", "phone")
 DEFAULT_MAPPING = {"name": "fields.name", "email": "fields.email"}
-FIELD_RE = re.compile(r"^(name|email|phone)$")
+FIELD_RE = re.compile(rf"^({'|'.join(PERSON_FIELDS)})$")
 MAX_NOTE_LINES = 50
 MAX_TITLE = 255
 

@@ -21,10 +21,6 @@ def get_kind(type_name: str) -> IntegrationKind | None:
     return _KINDS.get(type_name.upper())
 
 
-def all_kinds() -> list[IntegrationKind]:
-    return list(_KINDS.values())
-
-
 register(WebhookKind())
 register(SlackKind())
 register(DiscordKind())
