@@ -37,6 +37,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.core.redis_embedded import EmbeddedRedis
 from tests.secrets import TEST_SECRET_KEY
+from tests.waiting import eventually
 
 POSTGRES = os.environ.get("HOOKYARD_TEST_DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/test"
 TOKEN_LINE = re.compile(r"First API token \(shown once, keep it\): (hyk_\S+)")
@@ -54,19 +55,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-async def wait_until(check, timeout: float = 20.0, interval: float = 0.1, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 class TcpProxy:
@@ -274,7 +262,7 @@ async def test_database_outage_is_a_503_logged_once_and_loses_nothing(receiver, 
                     body = (await gql(http, token, DELIVERY, {"id": delivery["id"]})).json()
                     return body["data"]["delivery"]["status"] == "RETRYING"
 
-                await wait_until(retrying, what="the first attempt to be recorded")
+                await eventually(retrying, timeout=20, what="the first attempt to be recorded")
                 before = await gql(http, token, VIEWER)
                 assert before.status_code == 200
                 stream = before.extensions.get("network_stream")
@@ -308,7 +296,7 @@ async def test_database_outage_is_a_503_logged_once_and_loses_nothing(receiver, 
                 # The retry falls due while the database is away.
                 await asyncio.sleep(max(0.0, 5.5 - (time.monotonic() - down_at)))
                 await proxy.open()
-                await wait_until(lambda: _ok(http, token), timeout=20, what="requests to work again")
+                await eventually(lambda: _ok(http, token), timeout=20, what="requests to work again")
                 assert (await http.get("/readyz")).status_code == 200
 
                 await receiver.wait_for("/outage", 2, timeout=30)
@@ -316,7 +304,7 @@ async def test_database_outage_is_a_503_logged_once_and_loses_nothing(receiver, 
                 async def succeeded():
                     body = (await gql(http, token, DELIVERY, {"id": delivery["id"]})).json()
                     return body["data"]["delivery"]["status"] == "SUCCEEDED"
-                await wait_until(succeeded, timeout=20, what="the delivery to succeed")
+                await eventually(succeeded, timeout=20, what="the delivery to succeed")
             logs = serve.logs()
             assert len(lines(logs, "database unavailable")) == 1, logs[-5000:]
             assert len(lines(logs, "database available again")) == 1, logs[-5000:]
@@ -370,7 +358,7 @@ async def test_redis_outage_keeps_publishing_and_refuses_what_needs_redis(receiv
                 assert ready.status_code == 503 and ready.json()["failed"] == ["redis"], ready.text
 
                 await proxy.open()
-                await wait_until(lambda: _ready(http), timeout=20, what="/readyz to answer 200")
+                await eventually(lambda: _ready(http), timeout=20, what="/readyz to answer 200")
                 # The publish made while Redis was away is delivered: the sweeper queued it.
                 [delivered] = await receiver.wait_for("/redis-outage", 1, timeout=30)
                 assert b'"n":2' in delivered.body.replace(b" ", b"")

@@ -27,6 +27,7 @@ from starlette.routing import Mount, Route
 
 from app.web.pages import VENDOR_FILES, page_routes
 from tests.e2e.test_dashboard import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _require_chromium
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC_DIR = ROOT / "app" / "static"
@@ -104,19 +105,6 @@ async def browser():
             await chromium.close()
 
 
-async def _wait(check, timeout: float = 10.0, what: str = "the condition"):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def _portal_token(account, name: str = "portal") -> tuple[str, str]:
     """A second API token of the account's user (session tokens do not exist yet): (token, id)."""
     from app.models import User
@@ -142,7 +130,7 @@ async def _fits(page, frame) -> float:
         inner = await frame.evaluate("Math.ceil(document.documentElement.getBoundingClientRect().height)")
         return outer if abs(outer - inner) <= 2 else None
 
-    return await _wait(heights, what="the iframe to fit its content")
+    return await eventually(heights, what="the iframe to fit its content")
 
 
 async def _embed(page, site: Site, token: str, slug: str, theme: dict | None = None):
@@ -183,7 +171,7 @@ async def test_portal_embedded_connect_test_live_retry_rotate(site, account, rec
                     document.documentElement.style.getPropertyValue('--hy-bg')]; }""")
         assert theme == ["#7a1fa2", "2px", ""]
         # The host sized the iframe from the portal's own messages.
-        await _wait(lambda: page.evaluate("window.resizes.length > 0"), what="a resize message")
+        await eventually(lambda: page.evaluate("window.resizes.length > 0"), what="a resize message")
         height = await _fits(page, frame)
         assert height > 300
         # A message from anyone but the iframe is ignored.
@@ -346,12 +334,12 @@ async def test_portal_reads_what_it_missed_while_the_live_connection_was_down(si
                                                           "payload": {"n": 1}}})
         [delivery] = published["eventPublish"]["deliveries"]
         await receiver.wait_for(path, 1)
-        await _wait(lambda: Delivery.filter(id=delivery["id"], status="SUCCEEDED").exists(),
+        await eventually(lambda: Delivery.filter(id=delivery["id"], status="SUCCEEDED").exists(),
                     what="the delivery to settle")
         row = page.locator(f'[data-testid="delivery-row"][data-id="{delivery["id"]}"]')
         await expect(row).to_have_count(0)
         # Back: it connects again, subscribes again and reads the log for what it missed.
-        await _wait(lambda: held, what="a reconnection attempt")
+        await eventually(lambda: held, what="a reconnection attempt")
         state["up"] = True
         for ws in held:
             await ws.close(code=1011, reason="back soon")
@@ -507,7 +495,7 @@ async def test_portal_connects_hubspot_through_the_oauth_popup(site, account, br
         popup = await popup_info.value
         # The fake provider consents at once; the callback returns to /static/oauth-done.html, which tells
         # the portal and closes itself.
-        await _wait(popup.is_closed, timeout=15, what="the popup to close itself")
+        await eventually(popup.is_closed, timeout=15, what="the popup to close itself")
         await expect(page.get_by_test_id("connect-status")).to_have_text("CRM is connected.")
         row = page.get_by_test_id("integration-row")
         await expect(row.get_by_test_id("integration-name")).to_have_text("CRM")
@@ -624,7 +612,7 @@ async def test_graphiql_works_with_no_network_but_loopback(server, site, account
                                                      "config": {"url": receiver.script("/giql", (200, {}, b"ok"))}}})
         assert made["integrationConnect"]["errors"] == []
         workspace = await Workspace.get(slug=account.slug)
-        await _wait(lambda: server.broadcaster.subscribers.get(workspace.id), what="GraphiQL's subscription")
+        await eventually(lambda: server.broadcaster.subscribers.get(workspace.id), what="GraphiQL's subscription")
         await account.gql(PUBLISH, {"input": {"workspace": account.slug, "type": "graphiql.seen", "payload": {}}})
         await expect(page.locator(".graphiql-response")).to_contain_text("graphiql.seen", timeout=10_000)
         await page.locator(".graphiql-execute-button").click()  # stops it
