@@ -91,8 +91,9 @@ def _rate_limited_error(exc: RateLimited) -> dict:
     return {"message": exc.message, "extensions": {"code": exc.code, **exc.extensions()}}
 
 
-class GuardedTransportWS(BaseGraphQLTransportWSHandler):
-    """graphql-transport-ws: outages close with 1013, too many failures with 4429, operations are rate limited."""
+class _Guarded:
+    """What both WebSocket protocols share: outages close with 1013, too many failed authentications
+    with 4429, and each operation is admitted by the rate limiter first."""
 
     async def handle_connection_init(self, message: Any) -> None:
         try:
@@ -102,36 +103,35 @@ class GuardedTransportWS(BaseGraphQLTransportWSHandler):
         except RateLimited as exc:
             await self.websocket.close(code=WS_RATE_LIMITED, reason=close_reason(exc.message))
 
+    async def _refused(self, message: Any) -> dict | None:
+        """The error to answer an operation with when the rate limiter refuses it; None to go on."""
+        if not self.connection_acknowledged:
+            return None
+        payload = message["payload"] if isinstance(message.get("payload"), dict) else {}
+        try:
+            await self.view.admit_operation(self.context, payload.get("query"), payload.get("operationName"))
+        except RateLimited as exc:
+            return _rate_limited_error(exc)
+        return None
+
+
+class GuardedTransportWS(_Guarded, BaseGraphQLTransportWSHandler):
+    """graphql-transport-ws, guarded."""
+
     async def handle_subscribe(self, message: Any) -> None:
-        if self.connection_acknowledged:
-            payload = message["payload"] if isinstance(message.get("payload"), dict) else {}
-            try:
-                await self.view.admit_operation(self.context, payload.get("query"), payload.get("operationName"))
-            except RateLimited as exc:
-                await self.send_message({"id": message["id"], "type": "error", "payload": [_rate_limited_error(exc)]})
-                return
+        if error := await self._refused(message):
+            await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+            return
         await super().handle_subscribe(message)
 
 
-class GuardedLegacyWS(BaseGraphQLWSHandler):
+class GuardedLegacyWS(_Guarded, BaseGraphQLWSHandler):
     """The legacy graphql-ws protocol, guarded the same way."""
 
-    async def handle_connection_init(self, message: Any) -> None:
-        try:
-            await super().handle_connection_init(message)
-        except ServiceUnavailable as exc:
-            await self.websocket.close(code=WS_TRY_AGAIN_LATER, reason=close_reason(exc.message))
-        except RateLimited as exc:
-            await self.websocket.close(code=WS_RATE_LIMITED, reason=close_reason(exc.message))
-
     async def handle_start(self, message: Any) -> None:
-        if self.connection_acknowledged:
-            payload = message["payload"] if isinstance(message.get("payload"), dict) else {}
-            try:
-                await self.view.admit_operation(self.context, payload.get("query"), payload.get("operationName"))
-            except RateLimited as exc:
-                await self.send_message({"type": "error", "id": message["id"], "payload": _rate_limited_error(exc)})
-                return
+        if error := await self._refused(message):
+            await self.send_message({"type": "error", "id": message["id"], "payload": error})
+            return
         await super().handle_start(message)
 
 
