@@ -51,6 +51,11 @@ async def _start_api(settings, data_dir, **extra_env) -> tuple[subprocess.Popen,
         "HOOKYARD_PORT": str(port),
         "HOOKYARD_RUN_WORKER_IN_API": "false",
         "HOOKYARD_LOG_LEVEL": "warning",
+        # The budgets the test server has (tests/conftest.py): these processes share its Redis, where
+        # the suite's bad-token tests count failures from 127.0.0.1.
+        "HOOKYARD_RATE_LIMIT_PER_MINUTE": str(settings.rate_limit_per_minute),
+        "HOOKYARD_PUBLISH_RATE_LIMIT_PER_MINUTE": str(settings.publish_rate_limit_per_minute),
+        "HOOKYARD_AUTH_FAILURES_PER_MINUTE": str(settings.auth_failures_per_minute),
         **extra_env,
     }
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
