@@ -3,45 +3,14 @@ a delivery fails, the owner retries it from the page, and the row turns SUCCEEDE
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
-import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+from tests.e2e.browser import ARTIFACTS
 
 CONNECT = """mutation($input: IntegrationConnectInput!) { integrationConnect(input: $input) {
   integration { id } errors { field message code } } }"""
 PUBLISH = """mutation($input: EventPublishInput!) { eventPublish(input: $input) {
   deliveries { id } errors { field message code } } }"""
-
-
-def _require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    message = f"{CHROMIUM} is missing: run `apt-get install chromium` to run the dashboard test"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@pytest.fixture
-async def browser():
-    _require_chromium()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def test_dashboard_retries_a_failed_delivery_live(server, account, receiver, browser):

@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 
 from app.web.pages import VENDOR_FILES, page_routes
-from tests.e2e.test_dashboard import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _require_chromium
+from tests.e2e.browser import ARTIFACTS
 from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,19 +90,6 @@ async def site(server):
     yield Site(port)
     srv.should_exit = True
     await task
-
-
-@pytest.fixture
-async def browser():
-    _require_chromium()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def _portal_token(account, name: str = "portal") -> tuple[str, str]:
