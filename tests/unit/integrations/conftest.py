@@ -8,7 +8,6 @@ import pytest
 from app.config import Settings
 from app.core.http import HttpExchange
 from tests.fakes.providers import FakeProviders
-from tests.unit.integrations.helpers import SessionExchange
 
 
 @pytest.fixture
@@ -31,11 +30,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def exchange(session: aiohttp.ClientSession) -> SessionExchange:
-    return SessionExchange(session)
-
-
-@pytest.fixture
-def http_exchange(session: aiohttp.ClientSession, provider_settings: Settings) -> HttpExchange:
-    """The exchange the connect flow uses: SSRF guard (loopback allowed for the fakes), no redirects, timeout."""
+def exchange(session: aiohttp.ClientSession, provider_settings: Settings) -> HttpExchange:
+    """The exchange deliveries and the connect flow use: SSRF guard (loopback allowed for the fakes), no
+    redirects, a timeout, and every request kept in `records`."""
     return HttpExchange(session, provider_settings.allowed_networks, 10.0)

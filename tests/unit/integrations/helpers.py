@@ -1,33 +1,12 @@
-"""A real Exchange over aiohttp, a DeliveryContext builder and config/token helpers for integration tests."""
+"""A DeliveryContext builder and config/token helpers for integration tests."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
-
 from app.config import Settings
-from app.integrations.base import DeliveryContext, OutgoingRequest
-
-
-class SessionExchange:
-    """A real Exchange: sends over one aiohttp session and keeps every request it made."""
-
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self.session = session
-        self.sent: list[OutgoingRequest] = []
-
-    async def send(self, request: OutgoingRequest) -> tuple[int, dict[str, str], bytes]:
-        self.sent.append(request)
-        async with self.session.request(
-            request.method,
-            request.url,
-            headers=request.headers,
-            data=request.body,
-            allow_redirects=False,
-        ) as response:
-            return response.status, dict(response.headers), await response.read()
+from app.integrations.base import DeliveryContext
 
 
 def make_ctx(

@@ -35,7 +35,7 @@ async def test_hubspot_creates_then_updates_contact(fake, provider_settings, exc
         ]
     }
     assert not ctx.secrets_changed and len(fake.requests) == 1
-    assert exchange.sent[0].secret_headers == frozenset({"authorization"})
+    assert exchange.records[0].request.secret_headers == frozenset({"authorization"})
 
     payload["post"]["author"]["name"] = "Augusta Ada"
     assert (
@@ -57,7 +57,7 @@ async def test_missing_email_and_not_connected(provider_settings, exchange):
     assert not outcome.success and not outcome.retryable and "fields.email" in outcome.error
     not_connected = await hubspot.deliver(make_ctx(config, {}, settings=provider_settings), exchange)
     assert not_connected.needs_reauth and "integrationOAuthConnectUrl" in not_connected.error
-    assert exchange.sent == []
+    assert exchange.records == []
 
 
 def test_hubspot_mapping_errors():

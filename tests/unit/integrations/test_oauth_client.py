@@ -66,11 +66,11 @@ def test_token_request_log_body_masks_secrets():
     assert request.mask_response_body
 
 
-async def test_google_code_exchange_with_pkce(fake, provider_settings, http_exchange):
+async def test_google_code_exchange_with_pkce(fake, provider_settings, exchange):
     provider = provider_for("GOOGLE_SHEETS", provider_settings)
     verifier, challenge = make_pkce()
     code = fake.issue_code("google", "https://h.example/cb", challenge)
-    tokens = await exchange_code(http_exchange, provider, code, "https://h.example/cb", verifier)
+    tokens = await exchange_code(exchange, provider, code, "https://h.example/cb", verifier)
     assert tokens.access_token in fake.access_tokens and tokens.refresh_token in fake.refresh_tokens
     assert tokens.expires_at == pytest.approx(time.time() + fake.expires_in, abs=5)
     form = fake.requests[-1].form
@@ -82,46 +82,46 @@ async def test_google_code_exchange_with_pkce(fake, provider_settings, http_exch
         "client_id": CLIENTS["google"][0],
         "client_secret": CLIENTS["google"][1],
     }
-    refreshed = await refresh(http_exchange, provider, tokens.refresh_token)
+    refreshed = await refresh(exchange, provider, tokens.refresh_token)
     assert refreshed.access_token != tokens.access_token
     assert refreshed.refresh_token == tokens.refresh_token  # Google omits it on refresh
 
 
-async def test_wrong_pkce_verifier_is_refused(fake, provider_settings, http_exchange):
+async def test_wrong_pkce_verifier_is_refused(fake, provider_settings, exchange):
     provider = provider_for("GOOGLE_SHEETS", provider_settings)
     _, challenge = make_pkce()
     code = fake.issue_code("google", "https://h.example/cb", challenge)
     with pytest.raises(OAuthError) as info:
-        await exchange_code(http_exchange, provider, code, "https://h.example/cb", make_pkce()[0])
+        await exchange_code(exchange, provider, code, "https://h.example/cb", make_pkce()[0])
     assert info.value.status == 400 and info.value.code == "invalid_grant"
     assert "expired or revoked" in info.value.message
 
 
-async def test_pipedrive_uses_basic_auth(fake, provider_settings, http_exchange):
+async def test_pipedrive_uses_basic_auth(fake, provider_settings, exchange):
     provider = provider_for("PIPEDRIVE", provider_settings)
     code = fake.issue_code("pipedrive", "https://h.example/cb")
-    tokens = await exchange_code(http_exchange, provider, code, "https://h.example/cb", None)
+    tokens = await exchange_code(exchange, provider, code, "https://h.example/cb", None)
     recorded = fake.requests[-1]
     assert recorded.authorization == "Basic " + base64.b64encode(b"pd-client:pd-secret").decode()
     assert "client_secret" not in recorded.form
     assert tokens.extra["api_domain"].endswith("/pipedrive")
 
 
-async def test_hubspot_code_exchange_and_bad_refresh(fake, provider_settings, http_exchange):
+async def test_hubspot_code_exchange_and_bad_refresh(fake, provider_settings, exchange):
     provider = provider_for("HUBSPOT", provider_settings)
     code = fake.issue_code("hubspot", "https://h.example/cb")
-    tokens = await exchange_code(http_exchange, provider, code, "https://h.example/cb", None)
+    tokens = await exchange_code(exchange, provider, code, "https://h.example/cb", None)
     assert fake.requests[-1].path == "/hubspot/oauth/v1/token"
     assert fake.requests[-1].form["client_secret"] == CLIENTS["hubspot"][1]
     with pytest.raises(OAuthError) as info:
-        await exchange_code(http_exchange, provider, code, "https://h.example/cb", None)  # codes are single-use
+        await exchange_code(exchange, provider, code, "https://h.example/cb", None)  # codes are single-use
     assert info.value.status == 400
     fake.revoke_refresh(tokens.refresh_token)
     with pytest.raises(OAuthError):
-        await refresh(http_exchange, provider, tokens.refresh_token)
+        await refresh(exchange, provider, tokens.refresh_token)
 
 
-async def test_fake_authorize_redirects_with_code_and_state(fake, provider_settings, session, http_exchange):
+async def test_fake_authorize_redirects_with_code_and_state(fake, provider_settings, session, exchange):
     provider = provider_for("GOOGLE_SHEETS", provider_settings)
     verifier, challenge = make_pkce()
     url = authorization_url(provider, "https://h.example/cb", "the-state", challenge)
@@ -129,15 +129,15 @@ async def test_fake_authorize_redirects_with_code_and_state(fake, provider_setti
         assert response.status == 302
         location = parse_qs(urlsplit(response.headers["Location"]).query)
     assert location["state"] == ["the-state"]
-    tokens = await exchange_code(http_exchange, provider, location["code"][0], "https://h.example/cb", verifier)
+    tokens = await exchange_code(exchange, provider, location["code"][0], "https://h.example/cb", verifier)
     assert tokens.access_token
 
 
-async def test_code_exchange_log_is_masked(fake, provider_settings, http_exchange):
+async def test_code_exchange_log_is_masked(fake, provider_settings, exchange):
     provider = provider_for("HUBSPOT", provider_settings)
     code = fake.issue_code("hubspot", "https://h.example/cb")
-    tokens = await exchange_code(http_exchange, provider, code, "https://h.example/cb", None)
-    (record,) = http_exchange.records
+    tokens = await exchange_code(exchange, provider, code, "https://h.example/cb", None)
+    (record,) = exchange.records
     logged = parse_qs(record.request.log_body.decode())
     assert logged["code"] == ["***"] and logged["client_secret"] == ["***"] and logged["client_id"] == ["hs-client"]
     assert record.status == 200 and record.body == MASK.encode()  # the answer holds the tokens
@@ -153,10 +153,10 @@ async def test_code_exchange_goes_through_the_ssrf_guard(fake, provider_settings
     assert fake.requests == [] and guarded.records[0].error.startswith("blocked:")
 
 
-async def test_code_exchange_does_not_follow_redirects(fake, provider_settings, http_exchange):
+async def test_code_exchange_does_not_follow_redirects(fake, provider_settings, exchange):
     provider = provider_for("GOOGLE_SHEETS", provider_settings)
     code = fake.issue_code("google", "https://h.example/cb")
     fake.answer_next("/google/token", 307, {"Location": provider_settings.google_token_url})
     with pytest.raises(OAuthError) as info:
-        await exchange_code(http_exchange, provider, code, "https://h.example/cb", None)
+        await exchange_code(exchange, provider, code, "https://h.example/cb", None)
     assert info.value.status == 307 and len(fake.requests) == 1
