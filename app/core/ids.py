@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, sorts like the numbers it encodes
 
@@ -12,10 +13,12 @@ PREFIXES = {
     "usr": "User",
     "mem": "Membership",
     "tok": "ApiToken",
+    "pss": "PortalSession",
     "int": "Integration",
     "frm": "Form",
     "fin": "FormIntegration",
     "evt": "Event",
+    "etp": "EventType",
     "del": "Delivery",
     "att": "DeliveryAttempt",
 }
@@ -29,10 +32,23 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+# The last id's time and random part: ids made in the same millisecond by this process follow each other
+# (monotonic ULIDs), so ordered delivery can go by id for events published in quick succession.
+_last = [0, 0]
+_RANDOM_MAX = (1 << 80) - 1
+
+
 def new_id(prefix: str) -> str:
-    """48 bits of milliseconds then 80 random bits, like a ULID."""
+    """48 bits of milliseconds then 80 random bits, like a ULID; increasing within this process."""
     millis = time.time_ns() // 1_000_000
-    return f"{prefix}_{_encode(millis, 10)}{_encode(int.from_bytes(os.urandom(10), 'big'), 16)}"
+    random_part = int.from_bytes(os.urandom(10), "big")
+    if millis <= _last[0]:
+        millis = _last[0]
+        random_part = _last[1] + 1
+        if random_part > _RANDOM_MAX:  # 2**80 ids in one millisecond: borrow the next one
+            millis, random_part = millis + 1, 0
+    _last[0], _last[1] = millis, random_part
+    return f"{prefix}_{_encode(millis, 10)}{_encode(random_part, 16)}"
 
 
 # Module-level factories: migrations must be able to import a field's default by name.
@@ -52,6 +68,10 @@ def token_id() -> str:
     return new_id("tok")
 
 
+def portal_session_id() -> str:
+    return new_id("pss")
+
+
 def integration_id() -> str:
     return new_id("int")
 
@@ -68,6 +88,10 @@ def event_id() -> str:
     return new_id("evt")
 
 
+def event_type_id() -> str:
+    return new_id("etp")
+
+
 def delivery_id() -> str:
     return new_id("del")
 
@@ -81,3 +105,13 @@ def prefix_of(identifier: str) -> str | None:
     if not sep or head not in PREFIXES or len(rest) != 26:
         return None
     return head
+
+
+_MAX_MILLIS = (1 << 50) - 1  # ten base-32 characters
+
+
+def time_bound(prefix: str, moment: datetime, *, upper: bool) -> str:
+    """The least (`upper` false) or greatest id with `prefix` that `new_id` can make at `moment`'s
+    millisecond: ids sort by the time they were made, so a time range is also an id range."""
+    millis = min(max(int(moment.timestamp() * 1000), 0), _MAX_MILLIS)
+    return f"{prefix}_{_encode(millis, 10)}{(_ALPHABET[-1] if upper else _ALPHABET[0]) * 16}"

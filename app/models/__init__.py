@@ -1,5 +1,6 @@
 """Tortoise models, one module per aggregate."""
 
+from app.models.catalog import EventType, EventValidation
 from app.models.delivery import Delivery, DeliveryAttempt, DeliveryStatus, Event
 from app.models.integration import (
     HOLDING_STATUSES,
@@ -9,7 +10,7 @@ from app.models.integration import (
     IntegrationScope,
     IntegrationStatus,
 )
-from app.models.workspace import ADMIN_ROLES, ApiToken, Membership, Plan, Role, User, Workspace
+from app.models.workspace import ADMIN_ROLES, ApiToken, Membership, Plan, PortalSession, Role, User, Workspace
 
 __all__ = [
     "ApiToken",
@@ -17,6 +18,8 @@ __all__ = [
     "DeliveryAttempt",
     "DeliveryStatus",
     "Event",
+    "EventType",
+    "EventValidation",
     "Form",
     "FormIntegration",
     "HOLDING_STATUSES",
@@ -25,6 +28,7 @@ __all__ = [
     "IntegrationStatus",
     "Membership",
     "Plan",
+    "PortalSession",
     "Role",
     "ADMIN_ROLES",
     "User",

@@ -71,3 +71,26 @@ class ApiToken(Model):
 
     class Meta:
         table = "api_token"
+
+
+class PortalSession(Model):
+    """A short-lived browser credential (`hyp_...`) for one workspace, made by an API token's holder
+    for the product's customer: at most the maker's abilities, optionally only some forms."""
+
+    id = fields.CharField(max_length=32, primary_key=True, default=ids.portal_session_id)
+    workspace = fields.ForeignKeyField("models.Workspace", related_name="portal_sessions", on_delete=fields.CASCADE)
+    # The session acts as this user, within the limits below; it dies with the token that made it.
+    user = fields.ForeignKeyField("models.User", related_name="portal_sessions", on_delete=fields.CASCADE)
+    created_by = fields.ForeignKeyField("models.ApiToken", related_name="portal_sessions", on_delete=fields.CASCADE)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    hint = fields.CharField(max_length=16)
+    abilities = fields.JSONField(default=list)
+    allowed_origins = fields.JSONField(default=list)
+    form_slugs = fields.JSONField(null=True)  # None: every form of the workspace
+    theme = fields.JSONField(default=dict)
+    expires_at = fields.DatetimeField()
+    revoked_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "portal_session"

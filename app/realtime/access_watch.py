@@ -1,9 +1,9 @@
 """Live subscriptions outlive the access check made when they started.
 
 Every `interval` seconds the tokens and memberships behind this process's live subscriptions are
-checked again, in two queries whatever the number of subscribers. A connection whose token was
-revoked or expired, or whose user is no longer an owner or admin of the workspace, is closed with
-4403 (Forbidden), the code graphql-transport-ws uses for a refused token.
+checked again, in a few queries whatever the number of subscribers. A connection whose API token or
+portal session was revoked or expired, or whose user is no longer an owner or admin of the workspace,
+is closed with 4403 (Forbidden), the code graphql-transport-ws uses for a refused token.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from tortoise.expressions import Q
 
 from app.core.logging import get_logger
-from app.models import ADMIN_ROLES, ApiToken, Membership
+from app.models import ADMIN_ROLES, ApiToken, Membership, PortalSession
 from app.realtime.connections import client_label, close_soon
 
 log = get_logger(__name__)
@@ -28,7 +28,7 @@ CLOSE_CODE = 4403
 @dataclass(eq=False)
 class Watched:
     connection: Any
-    token_id: str
+    token_id: str  # an API token's id (tok_) or a portal session's (pss_)
     user_id: str
     workspace_id: str
 
@@ -54,10 +54,18 @@ class AccessWatch:
         if not entries:
             return 0
         now = datetime.now(UTC)
+        ids = {e.token_id for e in entries}
         valid_tokens = set(await ApiToken.filter(
             Q(expires_at__isnull=True) | Q(expires_at__gt=now),
-            id__in={e.token_id for e in entries}, revoked_at__isnull=True,
+            id__in={i for i in ids if i.startswith("tok_")}, revoked_at__isnull=True,
         ).values_list("id", flat=True))
+        session_ids = {i for i in ids if i.startswith("pss_")}
+        if session_ids:  # a session also ends with the token that made it
+            valid_tokens |= set(await PortalSession.filter(
+                Q(created_by__expires_at__isnull=True) | Q(created_by__expires_at__gt=now),
+                id__in=session_ids, revoked_at__isnull=True, expires_at__gt=now,
+                created_by__revoked_at__isnull=True,
+            ).values_list("id", flat=True))
         admins = set(await Membership.filter(
             user_id__in={e.user_id for e in entries}, workspace_id__in={e.workspace_id for e in entries},
             role__in=ADMIN_ROLES,
@@ -65,7 +73,8 @@ class AccessWatch:
         lost = [e for e in entries if e.token_id not in valid_tokens or (e.user_id, e.workspace_id) not in admins]
         for entry in lost:
             self.watched.discard(entry)
-            reason = ("API token revoked or expired" if entry.token_id not in valid_tokens
+            credential = "portal session" if entry.token_id.startswith("pss_") else "API token"
+            reason = (f"{credential} revoked or expired" if entry.token_id not in valid_tokens
                       else "no longer an owner or admin of this workspace")
             log.info("live.client_closed", client=client_label(entry.connection.scope), reason=reason,
                      workspace_id=entry.workspace_id, user_id=entry.user_id)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from app.models import ADMIN_ROLES, Membership, Plan, Role, Workspace
+from app.models import ADMIN_ROLES, Form, Membership, Plan, Role, Workspace
 from app.schema.context import Info
 from app.schema.errors import Forbidden, NotFound, PlanRequired, Unauthenticated
+from app.services import access_cache
 from app.services.tokens import Principal
 
 
@@ -22,12 +23,50 @@ def require_ability(info: Info, ability: str) -> Principal:
     return p
 
 
+def refuse_portal_session(info: Info, what: str) -> Principal:
+    """For what only an API token may do: tokens, sessions, members and plans."""
+    p = principal(info)
+    if p.session is not None:
+        raise Forbidden(f"a portal session cannot {what}")
+    return p
+
+
+def forms_limit(info: Info) -> frozenset[str] | None:
+    """The form slugs a portal session is limited to; None when the viewer sees every form."""
+    p = info.context.principal
+    return p.form_slugs if p is not None else None
+
+
+def form_visible(info: Info, slug: str | None) -> bool:
+    """Whether the viewer may see the form with this slug (None: no form, which everyone may)."""
+    limit = forms_limit(info)
+    return limit is None or slug is None or slug in limit
+
+
+async def require_form_visible(info: Info, form_id: str | None, what: str) -> None:
+    """NOT_FOUND for an object of a form outside a portal session's forms."""
+    if form_id is None or forms_limit(info) is None:
+        return
+    slug = await Form.filter(id=form_id).values_list("slug", flat=True)
+    if not form_visible(info, slug[0] if slug else None):
+        raise NotFound(f"{what} not found")
+
+
 async def membership(info: Info, workspace_id: str) -> Membership | None:
+    viewer = principal(info)
+    if viewer.workspace_id is not None and workspace_id != viewer.workspace_id:
+        return None  # a portal session sees its own workspace only
     cache = info.context.memberships
     if workspace_id not in cache:
-        cache[workspace_id] = await Membership.get_or_none(
-            workspace_id=workspace_id, user_id=principal(info).user.id
-        )
+        # Remembered across requests for a few seconds (app.services.access_cache), found or not per request.
+        key = access_cache.membership_key(viewer.user.id, workspace_id=workspace_id)
+        member = access_cache.cached_membership(key)
+        if member is None:
+            generation = access_cache.memberships.generation
+            member = await Membership.get_or_none(workspace_id=workspace_id, user_id=viewer.user.id)
+            if member is not None:
+                access_cache.remember_membership(member, generation)
+        cache[workspace_id] = member
     return cache[workspace_id]
 
 
@@ -59,8 +98,17 @@ async def workspace_by_slug(info: Info, slug: str, **checks) -> Workspace:
     # the membership cached. Not a member reads the same as no such workspace.
     viewer = principal(info)
     member = None
+    if viewer.session is not None and viewer.session.workspace.slug != slug:
+        raise NotFound("workspace not found")
     if len(slug) <= 64:  # no longer slug exists, and tortoise refuses to compare one with the column
-        member = await Membership.get_or_none(workspace__slug=slug, user_id=viewer.user.id).select_related("workspace")
+        key = access_cache.membership_key(viewer.user.id, slug=slug)
+        member = access_cache.cached_membership(key)
+        if member is None:
+            generation = access_cache.memberships.generation
+            member = await Membership.get_or_none(workspace__slug=slug, user_id=viewer.user.id).select_related(
+                "workspace")
+            if member is not None:
+                access_cache.remember_membership(member, generation, slug=slug)
     if member is None:
         raise NotFound("workspace not found")
     info.context.memberships[member.workspace_id] = member

@@ -2,15 +2,16 @@
  * Hookyard portal embed: include this script on a page of your product, then
  *
  *   const portal = HookyardPortal.mount(document.getElementById("integrations"), {
- *     url: "https://hookyard.example/portal",   // the portal page on your Hookyard server
- *     token: "hyp_…",                          // a session token for the customer's workspace
- *     workspace: "acme",                        // optional when the token covers one workspace
- *     theme: { accent: "#6b3fd4", font: "Inter, sans-serif" },   // optional: --hy-* custom properties
+ *     portalUrl: "https://hookyard.example/portal?session=pss_…#token=hyp_…",  // from portalSessionCreate
+ *     title: "Integrations",                                                   // optional: the iframe's title
+ *     onResize: function (height) {},                                         // optional
  *   });
  *   portal.unmount();   // later
  *
- * The token travels in the URL fragment, which browsers never send to a server. The iframe's height
- * follows the portal's content: it accepts "hookyard:resize" messages from that iframe and its origin only.
+ * `portalUrl` is what your backend got from portalSessionCreate; its workspace, abilities, theme and
+ * expiry are the session's. The token travels in the URL fragment, which browsers never send to a
+ * server. The iframe's height follows the portal's content: it accepts "hookyard:resize" messages from
+ * that iframe and its origin only.
  */
 (function () {
   "use strict";
@@ -23,20 +24,23 @@
     return element;
   }
 
-  function fragment(options) {
-    var parts = ["token=" + encodeURIComponent(options.token)];
-    if (options.workspace) parts.push("workspace=" + encodeURIComponent(options.workspace));
-    if (options.theme) parts.push("theme=" + encodeURIComponent(JSON.stringify(options.theme)));
-    return parts.join("&");
+  /** The portal's address: `portalUrl` as given, or `url` (+ `session`) with `token` in the fragment. */
+  function portalAddress(options) {
+    if (options.portalUrl) return new URL(options.portalUrl, window.location.href);
+    var url = new URL(options.url, window.location.href);
+    if (options.session) url.searchParams.set("session", options.session);
+    url.hash = "token=" + encodeURIComponent(options.token);
+    return url;
   }
 
   function mount(element, options) {
     var host = resolveElement(element);
     if (!host) throw new Error("HookyardPortal.mount: no element to mount into");
-    if (!options || !options.url || !options.token) throw new Error("HookyardPortal.mount: url and token are required");
+    if (!options || !(options.portalUrl || (options.url && options.token))) {
+      throw new Error("HookyardPortal.mount: portalUrl (from portalSessionCreate) is required");
+    }
 
-    var url = new URL(options.url, window.location.href);
-    url.hash = fragment(options);
+    var url = portalAddress(options);
     var origin = url.origin;
 
     var iframe = document.createElement("iframe");

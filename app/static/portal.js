@@ -1,32 +1,27 @@
 // Hookyard customer portal: the integrations of ONE workspace, for the product's customer, in an iframe.
 //
-// The session comes in the URL fragment (#token=…&workspace=slug&theme={…}), which never reaches a server.
-// It is read once, the fragment is cleared, and the token lives in memory only: no localStorage, no
-// cookies. The page talks to /graphql on its own origin. After every change it posts its height to the
-// parent ({type: "hookyard:resize", height}) so portal-embed.js can size the iframe.
+// The host product's backend makes a portal session (portalSessionCreate) and frames the portalUrl it
+// gets: /portal?session=pss_…#token=hyp_…. The token comes in the URL fragment, which never reaches a
+// server. It is read once, the fragment is cleared, and the token lives in memory only: no localStorage,
+// no cookies. The session tells the page its workspace, theme and expiry. The page talks to /graphql on
+// its own origin. After every change it posts its height to the parent ({type: "hookyard:resize",
+// height}) so portal-embed.js can size the iframe.
 
 import { GraphQLClient } from "./ui/graphql.js";
 import { announcer, byId } from "./ui/dom.js";
 import { mountWorkspace } from "./ui/workspace.js";
 
-const Q_VIEWER = `{ viewer { workspaces { slug name } } }`;
+const Q_SESSION = `{ portalSession { workspace theme expiresAt } viewer { workspaces { slug name } } }`;
+// setTimeout's longest delay; a session lasts at most a day anyway.
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const THEME_KEY_RE = /^[a-z][a-z0-9-]{0,40}$/;
 const MAX_THEME_KEYS = 40;
 
-/** {token, workspace, theme} from the fragment; the fragment is then removed from the address. */
-export function takeSession() {
+/** The session token from the fragment; the fragment is then removed from the address. */
+export function takeToken() {
   const params = new URLSearchParams(location.hash.replace(/^#/, ""));
   if (location.hash) history.replaceState(history.state, "", location.pathname + location.search);
-  let theme = null;
-  const rawTheme = params.get("theme");
-  if (rawTheme) {
-    try {
-      theme = JSON.parse(rawTheme);
-    } catch {
-      theme = null;
-    }
-  }
-  return { token: params.get("token") || "", workspace: params.get("workspace") || "", theme };
+  return params.get("token") || "";
 }
 
 /** Sets --hy-<name> on :root for each {name: value} (names with or without "--hy-"). Values that could
@@ -99,32 +94,37 @@ function expire() {
 
 async function start() {
   new ResizeObserver(rendered).observe(document.documentElement);
-  const session = takeSession();
-  applyTheme(session.theme);
-  if (!session.token) {
+  const token = takeToken();
+  if (!token) {
     expire();
     return;
   }
-  client = new GraphQLClient({ endpoint: "/graphql", token: session.token, onAuthError: expire });
+  client = new GraphQLClient({ endpoint: "/graphql", token, onAuthError: expire });
   const announce = announcer(byId("announcer-root"));
-  let workspaces;
+  let answer;
   try {
-    workspaces = (await client.request(Q_VIEWER)).viewer.workspaces;
+    answer = await client.request(Q_SESSION);
   } catch (error) {
     if (error.code !== "UNAUTHENTICATED") showError(error.message);
     byId("portal-loading").hidden = true;
     rendered();
     return;
   }
-  const workspace = session.workspace
-    ? workspaces.find((w) => w.slug === session.workspace)
-    : workspaces.length === 1 ? workspaces[0] : null;
   byId("portal-loading").hidden = true;
-  if (!workspace) {
-    showError(session.workspace ? `This session has no access to the workspace “${session.workspace}”.`
-      : "This session does not name one workspace.");
+  const session = answer.portalSession;
+  if (!session) {
+    client.setToken(""); // an API token has no business in a browser: forget it
+    showError("The portal opens with a portal session token (hyp_…) made by portalSessionCreate, not an API token.");
     return;
   }
+  applyTheme(session.theme);
+  const workspace = answer.viewer.workspaces.find((w) => w.slug === session.workspace);
+  if (!workspace) {
+    showError(`This session has no access to the workspace “${session.workspace}”.`);
+    return;
+  }
+  const left = Date.parse(session.expiresAt) - Date.now();
+  setTimeout(expire, Math.max(0, Math.min(left, MAX_TIMER_MS)));
   byId("portal-title").textContent = `Integrations · ${workspace.name}`;
   byId("portal-main").hidden = false;
   mounted = mountWorkspace({

@@ -13,6 +13,8 @@ import asyncio
 import os
 import re
 import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 
+from app.services import portal_sessions
 from app.web.pages import VENDOR_FILES, page_routes
 from tests.e2e.browser import ARTIFACTS
 from tests.waiting import eventually
@@ -39,7 +42,9 @@ PUBLISH = """mutation($input: EventPublishInput!) { eventPublish(input: $input) 
   deliveries { id } errors { field message code } } }"""
 FORM_CREATE = """mutation($input: FormCreateInput!) { formCreate(input: $input) {
   form { id slug } errors { field message code } } }"""
-REVOKE = "mutation($id: ID!) { apiTokenRevoke(input: {id: $id}) { revokedId errors { code } } }"
+REVOKE = "mutation($id: ID!) { portalSessionRevoke(input: {id: $id}) { revokedId errors { code } } }"
+SESSION_CREATE = """mutation($input: PortalSessionCreateInput!) { portalSessionCreate(input: $input) {
+  session { id } token portalUrl errors { field code } } }"""
 
 SET_QUERY = "(q) => document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(q)"
 HOST_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Host product</title>
@@ -62,6 +67,16 @@ class Site:
     def portal(self) -> str:
         return f"{self.url}/portal"
 
+    def portal_for(self, session: Session) -> str:
+        """The session's portalUrl, on this site's origin."""
+        return f"{self.portal()}?session={session.id}#token={session.token}"
+
+
+@dataclass
+class Session:
+    id: str
+    token: str
+
 
 @pytest.fixture(scope="module")
 async def site(server):
@@ -71,8 +86,11 @@ async def site(server):
     async def host_page(request: Request) -> HTMLResponse:
         return HTMLResponse(HOST_PAGE.replace("{embed}", embed))
 
+    async def session_origins(request: Request) -> list[str]:  # as app/main.py: the session's allowedOrigins
+        return await portal_sessions.frame_origins(request.query_params.get("session"))
+
     routes = [
-        *page_routes(STATIC_DIR, NODE_MODULES, frame_ancestors=[f"http://localhost:{port}"]),
+        *page_routes(STATIC_DIR, NODE_MODULES, frame_ancestors=session_origins),
         Route("/host", host_page),
         Mount("/", app=server.app),  # the test server's own app: /graphql (HTTP and WebSocket), /static, /oauth
     ]
@@ -92,14 +110,14 @@ async def site(server):
     await task
 
 
-async def _portal_token(account, name: str = "portal") -> tuple[str, str]:
-    """A second API token of the account's user (session tokens do not exist yet): (token, id)."""
-    from app.models import User
-    from app.services.tokens import create_token
-
-    user = await User.get(id=account.user_id)
-    row, token = await create_token(user, name=name)
-    return token, row.id
+async def _session(site: Site, account, **fields) -> Session:
+    """A portal session made as the host product's backend makes it: portalSessionCreate with its API token,
+    for the host page's origin."""
+    made = await account.gql(SESSION_CREATE, {"input": {"workspace": account.slug,
+                                                        "allowedOrigins": [site.host_url], **fields}})
+    payload = made["portalSessionCreate"]
+    assert payload["errors"] == [], payload["errors"]
+    return Session(payload["session"]["id"], payload["token"])
 
 
 def _headers(received) -> dict[str, str]:
@@ -120,15 +138,14 @@ async def _fits(page, frame) -> float:
     return await eventually(heights, what="the iframe to fit its content")
 
 
-async def _embed(page, site: Site, token: str, slug: str, theme: dict | None = None):
+async def _embed(page, site: Site, session: Session):
     await page.goto(f"{site.host_url}/host")
     await page.evaluate(
-        """([url, token, workspace, theme]) => {
+        """(portalUrl) => {
              window.resizes = [];
-             window.portal = HookyardPortal.mount("#slot", {url, token, workspace, theme,
-               onResize: (h) => window.resizes.push(h)});
+             window.portal = HookyardPortal.mount("#slot", {portalUrl, onResize: (h) => window.resizes.push(h)});
            }""",
-        [site.portal(), token, slug, theme],
+        site.portal_for(session),
     )
     handle = await page.wait_for_selector("#slot iframe")
     frame = await handle.content_frame()
@@ -141,13 +158,12 @@ async def test_portal_embedded_connect_test_live_retry_rotate(site, account, rec
 
     path = "/portal-hook"
     url = receiver.script(path, (200, {}, b"ok"))
-    token, _ = await _portal_token(account)
+    session = await _session(site, account, theme={"accent": "#7a1fa2", "--hy-radius": "2px"})
     page = await browser.new_page(viewport={"width": 1200, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
-        frame, portal = await _embed(page, site, token, account.slug, theme={"accent": "#7a1fa2", "--hy-radius": "2px",
-                                                                             "bg": "url(http://evil.example/x)"})
+        frame, portal = await _embed(page, site, session)
         await expect(portal.get_by_test_id("live-status")).to_have_text("live")
 
         # The session is in memory only: the fragment is gone (this browser gives a third-party frame no
@@ -311,7 +327,7 @@ async def test_portal_reads_what_it_missed_while_the_live_connection_was_down(si
 
     await page.route_web_socket(re.compile(r"/graphql$"), through_or_held)
     try:
-        await page.goto(f"{site.portal()}#token={account.token}&workspace={account.slug}")
+        await page.goto(site.portal_for(await _session(site, account)))
         await expect(page.get_by_test_id("live-status")).to_have_text("live")
         # The server drops the page as a slow subscriber; while it is away, a delivery is made and settles.
         state["up"] = False
@@ -353,7 +369,7 @@ async def test_portal_pages_the_log_recovers_failed_deliveries_and_edits_events(
         await account.gql(PUBLISH, {"input": {"workspace": account.slug, "type": "bulk.more", "payload": {"n": n}}})
     page = await browser.new_page(viewport={"width": 1100, "height": 900})
     try:
-        await page.goto(f"{site.portal()}#token={account.token}&workspace={account.slug}")
+        await page.goto(site.portal_for(await _session(site, account)))
         rows = page.get_by_test_id("delivery-row")
         await expect(rows).to_have_count(50)
         await page.get_by_test_id("deliveries-more").click()
@@ -383,21 +399,96 @@ async def test_portal_pages_the_log_recovers_failed_deliveries_and_edits_events(
         await page.close()
 
 
-async def test_portal_session_expires_when_the_token_is_revoked(site, account, browser):
+async def _api_refuses(page, token: str) -> str:
+    """What /graphql answers this page when it calls with `token`: the error code, or OK."""
+    return await page.evaluate("""async (token) => {
+        const r = await fetch('/graphql', {method: 'POST', headers: {'Content-Type': 'application/json',
+          Authorization: 'Bearer ' + token}, body: JSON.stringify({query: '{ portalSession { id } }'})});
+        const body = await r.json();
+        return body.errors ? body.errors[0].extensions.code : 'OK'; }""", token)
+
+
+async def test_portal_session_expires_when_it_is_revoked(site, account, browser):
     from playwright.async_api import expect
 
-    token, token_id = await _portal_token(account)
+    session = await _session(site, account)
     page = await browser.new_page()
     try:
-        await page.goto(f"{site.portal()}#token={token}&workspace={account.slug}")
+        await page.goto(site.portal_for(session))
         await expect(page.get_by_test_id("live-status")).to_have_text("live")
         await expect(page.get_by_test_id("session-expired")).to_be_hidden()
-        revoked = await account.gql(REVOKE, {"id": token_id})
-        assert revoked["apiTokenRevoke"]["errors"] == []
+        assert await _api_refuses(page, session.token) == "OK"
+        revoked = await account.gql(REVOKE, {"id": session.id})
+        assert revoked["portalSessionRevoke"]["errors"] == []
         # The server closes the live connection with 4403 within a check interval (0.5 s in tests).
         await expect(page.get_by_test_id("session-expired")).to_be_visible(timeout=10_000)
         await expect(page.get_by_test_id("portal-main")).to_be_hidden()
         await expect(page.get_by_test_id("session-expired")).to_contain_text("Session expired")
+        assert await _api_refuses(page, session.token) == "UNAUTHENTICATED"
+    finally:
+        await page.close()
+
+
+async def test_portal_session_expires_at_its_time(site, account, browser):
+    from playwright.async_api import expect
+
+    from app.models import PortalSession
+
+    session = await _session(site, account, expiresInSeconds=60)
+    # As if it had been made a minute ago: it ends in three seconds.
+    await PortalSession.filter(id=session.id).update(expires_at=datetime.now(UTC) + timedelta(seconds=3))
+    page = await browser.new_page()
+    try:
+        await page.goto(site.portal_for(session))
+        await expect(page.get_by_test_id("live-status")).to_have_text("live")
+        await expect(page.get_by_test_id("session-expired")).to_be_visible(timeout=15_000)
+        await expect(page.get_by_test_id("portal-main")).to_be_hidden()
+        assert await _api_refuses(page, session.token) == "UNAUTHENTICATED"
+    finally:
+        await page.close()
+
+
+async def test_portal_session_sees_its_workspace_and_forms_only(site, account, other_account, browser):
+    from playwright.async_api import expect
+
+    for slug in ("contact", "survey"):
+        made = await account.gql(FORM_CREATE, {"input": {"workspace": account.slug, "name": slug, "slug": slug}})
+        assert made["formCreate"]["errors"] == []
+    session = await _session(site, account, formSlugs=["contact"])
+    page = await browser.new_page(viewport={"width": 1100, "height": 900})
+    try:
+        await page.goto(site.portal_for(session))
+        await expect(page.get_by_test_id("live-status")).to_have_text("live")
+        await page.locator('[data-testid="connect-type"][data-type="WEBHOOK"]').click()
+        form = page.get_by_test_id("connect-form")
+        await form.get_by_test_id("connect-config-url").fill("https://hooks.example.com/in")
+        await form.get_by_test_id("connect-submit").click()
+        await page.get_by_test_id("secret-dismiss").click()
+        await page.get_by_test_id("integration-row").get_by_test_id("integration-forms").click()
+        await expect(page.locator('[data-testid="form-attachment"][data-form="contact"]')).to_be_visible()
+        await expect(page.locator('[data-testid="form-attachment"][data-form="survey"]')).to_have_count(0)
+        # The page's own token reaches neither another workspace nor a form outside its list.
+        asked = await page.evaluate("""async ([token, mine, theirs]) => {
+            const ask = async (slug) => (await (await fetch('/graphql', {method: 'POST',
+              headers: {'Content-Type': 'application/json', Authorization: 'Bearer ' + token},
+              body: JSON.stringify({variables: {s: slug}, query: 'query($s: String!) { workspace(slug: $s) '
+                                    + '{ slug survey: form(slug: "survey") { id } } }'})})).json());
+            const a = await ask(mine), b = await ask(theirs);
+            return [a.data.workspace, b.errors[0].extensions.code]; }""",
+            [session.token, account.slug, other_account.slug])
+        assert asked == [{"slug": account.slug, "survey": None}, "NOT_FOUND"]
+    finally:
+        await page.close()
+
+
+async def test_portal_refuses_an_api_token(site, account, browser):
+    from playwright.async_api import expect
+
+    page = await browser.new_page()
+    try:
+        await page.goto(f"{site.portal()}#token={account.token}")
+        await expect(page.get_by_test_id("portal-error")).to_contain_text("portal session token")
+        await expect(page.get_by_test_id("portal-main")).to_be_hidden()
     finally:
         await page.close()
 
@@ -407,7 +498,7 @@ async def test_portal_with_a_bad_token_shows_session_expired_on_a_narrow_screen(
 
     page = await browser.new_page(viewport={"width": 360, "height": 640})
     try:
-        await page.goto(f"{site.portal()}#token=hyk_{'x' * 43}")
+        await page.goto(f"{site.portal()}#token=hyp_{'x' * 43}")
         await expect(page.get_by_test_id("session-expired")).to_be_visible()
         assert await page.evaluate("location.hash") == ""
     finally:
@@ -419,7 +510,7 @@ async def test_portal_is_usable_on_a_narrow_screen_by_keyboard(site, account, re
 
     page = await browser.new_page(viewport={"width": 360, "height": 720})
     try:
-        await page.goto(f"{site.portal()}#token={account.token}")  # one workspace: the portal picks it
+        await page.goto(site.portal_for(await _session(site, account)))
         await expect(page.get_by_test_id("live-status")).to_have_text("live")
         stored = await page.evaluate("[location.hash, localStorage.length, sessionStorage.length, document.cookie]")
         assert stored == ["", 0, 0, ""]
@@ -465,7 +556,7 @@ async def test_portal_connects_hubspot_through_the_oauth_popup(site, account, br
 
     page = await browser.new_page(viewport={"width": 1100, "height": 900})
     try:
-        await page.goto(f"{site.portal()}#token={account.token}&workspace={account.slug}")
+        await page.goto(site.portal_for(await _session(site, account)))
         await expect(page.get_by_test_id("live-status")).to_have_text("live")
         await page.locator('[data-testid="connect-type"][data-type="HUBSPOT"]').click()
         form = page.get_by_test_id("connect-form")
@@ -500,7 +591,7 @@ async def test_portal_attaches_an_integration_to_a_form_with_conditions(site, ac
     url = receiver.script(path, (200, {}, b"ok"))
     page = await browser.new_page(viewport={"width": 1100, "height": 900})
     try:
-        await page.goto(f"{site.portal()}#token={account.token}&workspace={account.slug}")
+        await page.goto(site.portal_for(await _session(site, account)))
         await page.locator('[data-testid="connect-type"][data-type="WEBHOOK"]').click()
         form = page.get_by_test_id("connect-form")
         await form.get_by_test_id("connect-config-url").fill(url)
@@ -610,11 +701,13 @@ async def test_graphiql_works_with_no_network_but_loopback(server, site, account
 
 
 async def test_page_routes_answer_as_they_should(site, account):
+    session = await _session(site, account)
     async with httpx.AsyncClient(base_url=site.url, timeout=10) as http:
-        portal = await http.get("/portal")
+        portal = await http.get(f"/portal?session={session.id}")
         assert portal.status_code == 200
         csp = portal.headers["content-security-policy"]
         assert f"frame-ancestors 'self' http://localhost:{site.port}" in csp
+        assert "frame-ancestors 'self';" in (await http.get("/portal")).headers["content-security-policy"] + ";"
         assert "script-src 'self'" in csp
         embed = await http.get("/portal-embed.js")
         assert embed.status_code == 200 and "javascript" in embed.headers["content-type"]
