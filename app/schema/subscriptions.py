@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from graphql import GraphQLError
@@ -13,12 +14,13 @@ from app.schema.context import Info
 from app.schema.permissions import workspace_by_slug
 
 
-@strawberry.type
+@strawberry.type(description="A delivery changed: it was made, queued, attempted, retried, held or finished.")
 class DeliveryUpdate:
-    status: t.DeliveryStatus
-    delivery: t.Delivery
-    attempt: t.DeliveryAttempt | None
-    at: datetime
+    status: t.DeliveryStatus = strawberry.field(description="The delivery's status after the change.")
+    delivery: t.Delivery = strawberry.field(description="The delivery as it is after the change.")
+    attempt: t.DeliveryAttempt | None = strawberry.field(
+        description="The attempt that caused the change; null when the change was not an attempt.")
+    at: datetime = strawberry.field(description="When the change happened.")
     workspace_id: strawberry.Private[str]
     # Filled by app.schema.shared_events: one execution per distinct selection, shared by its subscribers.
     shared_results: strawberry.Private[dict]
@@ -47,16 +49,23 @@ def _dropper(connection, grace: float):
     return lambda sub: slow_clients.drop(connection, sub.buffer, grace)
 
 
-@strawberry.type
+@strawberry.type(description="Live updates, over a WebSocket (graphql-transport-ws, or the legacy graphql-ws).")
 class Subscription:
-    @strawberry.subscription
+    @strawberry.subscription(
+        description="Every change to the workspace's deliveries, as it happens. Needs deliveries:read and the owner or "
+                    "admin role (else FORBIDDEN; NOT_FOUND for a workspace you are not in). A subscriber that falls "
+                    "too far behind is dropped (its WebSocket closed, else a SLOW_SUBSCRIBER error), and losing access "
+                    "later closes the WebSocket with 4403.")
     async def delivery_updates(
         self,
         info: Info,
-        workspace: str,
-        integration_id: strawberry.ID | None = None,
-        form_slug: str | None = None,
-        status: list[t.DeliveryStatus] | None = None,
+        workspace: Annotated[str, strawberry.argument(description="The workspace's slug.")],
+        integration_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Only updates of deliveries to this integration.")] = None,
+        form_slug: Annotated[str | None, strawberry.argument(
+            description="Only updates of deliveries of this form's events.")] = None,
+        status: Annotated[list[t.DeliveryStatus] | None, strawberry.argument(
+            description="Only updates that leave the delivery in one of these statuses.")] = None,
     ) -> AsyncGenerator[DeliveryUpdate, None]:
         ws = await workspace_by_slug(info, workspace, ability="deliveries:read", admin=True)
         wanted = {s.value for s in status} if status else None
@@ -65,13 +74,15 @@ class Subscription:
             raise GraphQLError("live updates are not running in this process")
         broadcaster, watch = live.broadcaster, live.access_watch
         connection = info.context.request
-        sub = broadcaster.subscribe(ws.id, on_overflow=_dropper(connection, broadcaster.slow_grace))
         principal = info.context.principal
-        watched = watch.watch(connection, principal.token.id, principal.user.id, ws.id)
+        sub = broadcaster.subscribe(ws.id, on_overflow=_dropper(connection, broadcaster.slow_grace),
+                                    integration_id=integration_id, form_slug=form_slug, statuses=wanted,
+                                    forms=principal.form_slugs)
+        watched = watch.watch(connection, principal.credential_id, principal.user.id, ws.id)
         try:
             try:
-                async for message in sub.updates(integration_id, form_slug, wanted):
-                    yield _from_message(message)
+                while True:  # filtered by the broadcaster as it dispatches
+                    yield _from_message(await sub.next())
             except SlowSubscriber as exc:
                 raise GraphQLError(str(exc), extensions={"code": "SLOW_SUBSCRIBER"}) from exc
         finally:
