@@ -69,6 +69,11 @@ class DeliveryContext:
     shared: dict[str, Any] = field(default_factory=dict)
 
 
+class RequestNotBuilt(Exception):
+    """The request cannot be built from this event (its template failed): the delivery FAILS at once with
+    this message and nothing is sent; retrying the same event cannot help."""
+
+
 class Exchange(Protocol):
     """What a type's `deliver` gets to make calls: records every request for the log."""
 
@@ -82,6 +87,8 @@ class IntegrationKind:
     config_fields: ClassVar[tuple[ConfigField, ...]] = ()
     # The URL is a credential (chat webhooks): it is kept in the secrets, config.url holds it masked.
     url_is_secret: ClassVar[bool] = False
+    # Whether `config.template` may reshape what this type sends (app.integrations.templates).
+    supports_template: ClassVar[bool] = False
 
     def public_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The config as queries return it (a row not yet migrated still has its secret URL in plain text)."""
@@ -100,8 +107,17 @@ class IntegrationKind:
         """Why this type cannot be connected on this server (e.g. its OAuth app is not configured)."""
         return None
 
+    def needs_setup(self, config: dict[str, Any]) -> str | None:
+        """What the account still has to choose before this (valid) config can deliver, or None when it can.
+        While something is missing the integration is NEEDS_SETUP and its deliveries are HELD."""
+        return None
+
     def build_request(self, ctx: DeliveryContext) -> OutgoingRequest:
         raise NotImplementedError
+
+    def body_from_template(self, output: Any) -> Any:
+        """What this type sends for a template's `output` (a JSON value); raises RequestNotBuilt when it cannot."""
+        raise RequestNotBuilt(f"{self.label} integrations cannot use a template")
 
     def read_response(self, status: int, headers: dict[str, str], body: bytes) -> Outcome:
         return default_outcome(status, headers)
@@ -111,7 +127,11 @@ class IntegrationKind:
 
         Network errors propagate: the sender records them and schedules a retry.
         """
-        status, headers, body = await exchange.send(self.build_request(ctx))
+        try:
+            request = self.build_request(ctx)
+        except RequestNotBuilt as exc:
+            return Outcome(success=False, error=str(exc), retryable=False)
+        status, headers, body = await exchange.send(request)
         return self.read_response(status, headers, body)
 
     def sample_payload(self, event_type: str) -> dict[str, Any]:

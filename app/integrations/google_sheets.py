@@ -3,19 +3,24 @@
 ``POST /v4/spreadsheets/{id}/values/{range}:append?valueInputOption=USER_ENTERED&insertDataOption=INSERT_ROWS``
 with ``{"values": [[...]]}``. USER_ENTERED lets dates and numbers parse as the sheet
 expects, so text that would start a formula is prefixed with an apostrophe.
+
+The spreadsheet may be chosen after consenting: without ``spreadsheet_id`` the integration needs
+setup (`needs_setup`), and `list_spreadsheets` lists the account's spreadsheets through the Drive v3
+API (``GET /drive/v3/files``) with the stored token, for the account to pick one.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from app.config import Settings
 from app.core.errors import CommonErrorCode, FieldError
 from app.integrations.base import ConfigField, DeliveryContext, Outcome
 from app.integrations.field_mapping import as_text, resolve_path, unknown_fields, validate_path
-from app.integrations.oauth_caller import TokenCaller
+from app.integrations.oauth_caller import TokenCaller, payload_problem
 from app.integrations.oauth_client import OAuthProvider
 from app.integrations.oauth_kind import OAuthKind
 
@@ -29,7 +34,12 @@ _SHEET = r"(?:'(?:[^']|'')+'|[A-Za-z0-9_]+)"
 _CELL = r"(?:[A-Za-z]{1,3}[0-9]{0,7}|[0-9]{1,7})"
 A1_RE = re.compile(rf"^(?:{_SHEET}!)?{_CELL}(?::{_CELL})?$|^{_SHEET}$")
 FORMULA_STARTS = ("=", "+", "-", "@")
-SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
+# drive.metadata.readonly lists the account's spreadsheets (names and dates, never their contents) to pick one.
+SCOPES = ("https://www.googleapis.com/auth/spreadsheets", "https://www.googleapis.com/auth/drive.metadata.readonly")
+SPREADSHEET_MIME = "application/vnd.google-apps.spreadsheet"
+LIST_PAGE_SIZE = 100
+MAX_SEARCH = 200
+NEEDS_SPREADSHEET = "choose a spreadsheet (integrationSpreadsheets lists them) and set config.spreadsheet_id"
 
 
 class GoogleSheetsKind(OAuthKind):
@@ -41,8 +51,7 @@ class GoogleSheetsKind(OAuthKind):
             "spreadsheet_id",
             "Spreadsheet",
             "string",
-            required=True,
-            description="spreadsheet id or its docs.google.com URL",
+            description="spreadsheet id or its docs.google.com URL; may be chosen after connecting",
         ),
         ConfigField("range", "Range", "string", description=f"A1 notation, default {DEFAULT_RANGE}"),
         ConfigField(
@@ -76,7 +85,12 @@ class GoogleSheetsKind(OAuthKind):
         errors += ([range_error] if range_error else []) + column_errors + unknown_fields(config)
         return {"spreadsheet_id": spreadsheet_id, "range": range_, "columns": columns}, errors
 
+    def needs_setup(self, config: dict[str, Any]) -> str | None:
+        return None if config.get("spreadsheet_id") else NEEDS_SPREADSHEET
+
     async def send_event(self, ctx: DeliveryContext, caller: TokenCaller, settings: Settings) -> Outcome:
+        if not ctx.config.get("spreadsheet_id"):
+            return Outcome(success=False, error=NEEDS_SPREADSHEET, retryable=False)
         await caller.call_ok("POST", append_url(settings, ctx.config), {"values": [row(ctx)]})
         return Outcome(success=True)
 
@@ -88,6 +102,48 @@ def append_url(settings: Settings, config: dict[str, Any]) -> str:
         f"{api}/v4/spreadsheets/{config['spreadsheet_id']}/values/{target}:append"
         "?valueInputOption=USER_ENTERED&insertDataOption=INSERT_ROWS"
     )
+
+
+@dataclass(frozen=True)
+class Spreadsheet:
+    id: str
+    name: str
+    modified_time: str | None
+    url: str
+
+
+def list_url(settings: Settings, search: str | None, page_size: int = LIST_PAGE_SIZE) -> str:
+    """Drive v3 files.list: the account's spreadsheets not in the trash, most recently modified first."""
+    q = f"mimeType='{SPREADSHEET_MIME}' and trashed=false"
+    if search:  # Drive's query language: backslash and single quote are escaped with a backslash
+        escaped = search.replace("\\", "\\\\").replace("'", "\\'")
+        q += f" and name contains '{escaped}'"
+    params = {"q": q, "fields": "files(id,name,modifiedTime,webViewLink),nextPageToken",
+              "orderBy": "modifiedTime desc", "pageSize": str(page_size)}
+    return f"{settings.google_drive_api_url.rstrip('/')}/drive/v3/files?{urlencode(params)}"
+
+
+async def list_spreadsheets(caller: TokenCaller, settings: Settings, search: str | None = None) -> list[Spreadsheet]:
+    """The first page of the account's spreadsheets (narrow it with `search`, part of the name).
+    A failed call raises StopDelivery with the provider's answer as its outcome."""
+    await caller.ensure_fresh()
+    body = (await caller.call_ok("GET", list_url(settings, search))).json()
+    files = body.get("files") if isinstance(body, dict) else None
+    if not isinstance(files, list):
+        raise payload_problem("Google Drive answered without a list of files")
+    found = []
+    for item in files:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not SPREADSHEET_ID_RE.match(item["id"]):
+            continue
+        modified = item.get("modifiedTime")
+        link = item.get("webViewLink")
+        found.append(Spreadsheet(
+            id=item["id"], name=str(item.get("name") or item["id"]),
+            modified_time=modified if isinstance(modified, str) else None,
+            url=link if isinstance(link, str) and link.startswith("https://")
+            else f"https://docs.google.com/spreadsheets/d/{item['id']}/edit",
+        ))
+    return found
 
 
 def row(ctx: DeliveryContext) -> list[Any]:
@@ -115,8 +171,8 @@ def _is_number(text: str) -> bool:
 
 def _spreadsheet_id(value: Any) -> tuple[str | None, list[FieldError]]:
     path = "config.spreadsheet_id"
-    if not value:
-        return None, [FieldError(path, "is required", CommonErrorCode.REQUIRED)]
+    if not value:  # chosen later: the integration needs setup until then
+        return None, []
     if isinstance(value, str) and (match := SPREADSHEET_URL_RE.search(value)):
         return match.group(1), []
     if not isinstance(value, str) or not SPREADSHEET_ID_RE.match(value.strip()):

@@ -18,10 +18,12 @@ class IntegrationStatus(StrEnum):
     FAILING = "FAILING"
     DISABLED = "DISABLED"
     NEEDS_REAUTH = "NEEDS_REAUTH"
+    # Connected, but a choice the account makes after consenting is missing (a Google Sheets spreadsheet).
+    NEEDS_SETUP = "NEEDS_SETUP"
 
 
 # While an integration is in one of these, its deliveries wait as HELD instead of being sent.
-HOLDING_STATUSES = (IntegrationStatus.DISABLED, IntegrationStatus.NEEDS_REAUTH)
+HOLDING_STATUSES = (IntegrationStatus.DISABLED, IntegrationStatus.NEEDS_REAUTH, IntegrationStatus.NEEDS_SETUP)
 
 
 class Integration(Model):

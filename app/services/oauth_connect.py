@@ -23,10 +23,11 @@ from app.delivery.runtime import Runtime
 from app.delivery.unit import Unit
 from app.integrations import oauth
 from app.integrations.registry import get_kind
+from app.integrations.templates import split_template
 from app.models import Integration, IntegrationScope, IntegrationStatus, Workspace
 from app.services.deliveries import release_held
 from app.services.result import Done
-from app.services.validation import split_timeout, with_timeout
+from app.services.validation import split_common, with_common
 
 PENDING_KEY = "hookyard:oauth:{}"
 
@@ -68,7 +69,9 @@ async def start(
         base_config.update(config)
     elif config is not None:
         errors.append(FieldError("config", "must be a JSON object"))
-    base_config, timeout, timeout_errors = split_timeout(base_config)
+    base_config, common, timeout_errors = split_common(base_config)
+    base_config, _, template_errors = split_template(kind, base_config)  # no OAuth type takes one
+    timeout_errors += template_errors
     validated = kind.validate(base_config, {}, existing_secrets=None, settings=settings)
     errors += timeout_errors + validated.errors
     if errors:
@@ -78,7 +81,7 @@ async def start(
     pending = {
         "workspace_id": workspace.id, "type": kind.type, "integration_id": integration.id if integration else None,
         "name": name or (integration.name if integration else kind.label),
-        "config": with_timeout(validated.config, timeout),
+        "config": with_common(validated.config, common),
         "redirect_to": redirect_to, "verifier": verifier,
     }
     await redis.set(PENDING_KEY.format(oauth.state_nonce(state)), orjson.dumps(pending),
@@ -133,6 +136,9 @@ async def store(unit: Unit, finished: Finished) -> Done[str]:
     """Creates (or reconnects) the integration with the tokens, releases what it held, and answers
     where to send the browser."""
     pending, tokens, box = finished.pending, finished.tokens, unit.runtime.box
+    # A choice made after consenting (the Google Sheets spreadsheet) may still be missing: hold until it is made.
+    ready = get_kind(pending["type"]).needs_setup(pending["config"]) is None
+    status = IntegrationStatus.ACTIVE if ready else IntegrationStatus.NEEDS_SETUP
     integration = None
     if pending["integration_id"]:
         integration = await Integration.get_or_none(id=pending["integration_id"],
@@ -141,15 +147,16 @@ async def store(unit: Unit, finished: Finished) -> Done[str]:
         integration = await Integration.create(
             workspace_id=pending["workspace_id"], type=pending["type"], name=pending["name"],
             config=pending["config"], secrets_encrypted=box.seal(tokens.to_secrets()), events=["*"],
-            scope=IntegrationScope.WORKSPACE,
+            scope=IntegrationScope.WORKSPACE, status=status,
         )
     else:
         secrets = box.open(integration.secrets_encrypted)
         secrets.update(tokens.to_secrets())
         integration.secrets_encrypted = box.seal(secrets)
         integration.config = pending["config"]
-        integration.status = IntegrationStatus.ACTIVE
+        integration.status = status
         integration.failing_since = None
         await integration.save()
-    await release_held(unit, integration)
+    if ready:
+        await release_held(unit, integration)
     return Done(_back(pending["redirect_to"], status="connected", integrationId=integration.id))

@@ -1,4 +1,4 @@
-"""Fake HubSpot, Pipedrive and Google (OAuth + Sheets) on one loopback aiohttp server.
+"""Fake HubSpot, Pipedrive and Google (OAuth + Sheets + Drive files.list) on one loopback aiohttp server.
 
 Speaks the documented request and response shapes of each provider closely enough to
 exercise Hookyard's real calls: authorization (auto-consent redirect), the token
@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,16 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 from aiohttp import web
 
+DRIVE_SPREADSHEET = "application/vnd.google-apps.spreadsheet"
+# Any of these lets files.list see the account's spreadsheets.
+DRIVE_LISTING_SCOPES = frozenset({
+    "https://www.googleapis.com/auth/drive.metadata.readonly", "https://www.googleapis.com/auth/drive.file",
+    "https://www.googleapis.com/auth/drive.readonly", "https://www.googleapis.com/auth/drive",
+    "https://www.googleapis.com/auth/drive.metadata",
+})
+# One clause of files.list's `q` as Hookyard writes them, with the " and " that may follow it.
+DRIVE_CLAUSE = re.compile(r"(?:mimeType\s*=\s*'(?P<mime>[^']*)'|trashed\s*=\s*(?P<trashed>true|false)"
+                          r"|name contains '(?P<name>(?:[^'\\]|\\.)*)')(?:\s+and\s+(?=\S)|\s*$)")
 CLIENTS = {
     "hubspot": ("hs-client", "hs-secret"),
     "pipedrive": ("pd-client", "pd-secret"),
@@ -56,6 +67,7 @@ class Grant:
     provider: str
     redirect_uri: str
     code_challenge: str | None = None
+    scope: str | None = None
 
 
 @dataclass
@@ -72,6 +84,10 @@ class FakeProviders:
     deals: dict[int, dict[str, Any]] = field(default_factory=dict)
     notes: dict[int, dict[str, Any]] = field(default_factory=dict)
     sheets: dict[str, list[list[Any]]] = field(default_factory=dict)  # spreadsheet id -> rows
+    # Google Drive files (Drive v3 File resources: id, name, mimeType, modifiedTime, webViewLink, trashed)
+    drive_files: list[dict[str, Any]] = field(default_factory=list)
+    # access and refresh token -> the scopes granted on the consent screen (tokens a test issued itself: all)
+    granted: dict[str, str] = field(default_factory=dict)
     base_url: str = ""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(101))
     _runner: web.AppRunner | None = None
@@ -110,15 +126,26 @@ class FakeProviders:
             "google_auth_url": f"{b}/google/o/oauth2/v2/auth",
             "google_token_url": f"{b}/google/token",
             "google_sheets_api_url": f"{b}/sheets",
+            "google_drive_api_url": f"{b}/drive",
         }
 
     # ------------------------------------------------------------ test controls
 
-    def issue_code(self, provider: str, redirect_uri: str, code_challenge: str | None = None) -> str:
+    def issue_code(self, provider: str, redirect_uri: str, code_challenge: str | None = None,
+                   scope: str | None = None) -> str:
         """What the provider does after the user consents."""
         code = "code-" + secrets.token_urlsafe(12)
-        self.codes[code] = Grant(provider, redirect_uri, code_challenge)
+        self.codes[code] = Grant(provider, redirect_uri, code_challenge, scope)
         return code
+
+    def add_spreadsheet(self, sid: str, name: str, modified: str = "2026-01-01T00:00:00.000Z",
+                        trashed: bool = False) -> dict[str, Any]:
+        """A spreadsheet in the fake Google account: listed by Drive, and rows can be appended to it."""
+        self.sheets.setdefault(sid, [])
+        item = {"id": sid, "name": name, "mimeType": DRIVE_SPREADSHEET, "modifiedTime": modified,
+                "webViewLink": f"https://docs.google.com/spreadsheets/d/{sid}/edit?usp=drivesdk", "trashed": trashed}
+        self.drive_files.append(item)
+        return item
 
     def issue_tokens(self, provider: str, expires_in: int | None = None) -> dict[str, Any]:
         access, refresh = f"{provider}-at-" + secrets.token_urlsafe(12), f"{provider}-rt-" + secrets.token_urlsafe(12)
@@ -162,6 +189,7 @@ class FakeProviders:
         app.router.add_post("/pipedrive/api/v2/deals", self._pipedrive_deal)
         app.router.add_post("/pipedrive/v1/notes", self._pipedrive_note)
         app.router.add_post("/sheets/v4/spreadsheets/{sid}/values/{target}", self._sheets_append)
+        app.router.add_get("/drive/drive/v3/files", self._drive_files)
         return app
 
     @web.middleware
@@ -181,7 +209,7 @@ class FakeProviders:
             q = request.query
             if q.get("client_id") != CLIENTS[provider][0] or q.get("response_type") != "code":
                 return _json({"error": "invalid_client"}, 400)
-            code = self.issue_code(provider, q["redirect_uri"], q.get("code_challenge"))
+            code = self.issue_code(provider, q["redirect_uri"], q.get("code_challenge"), q.get("scope"))
             raise web.HTTPFound(q["redirect_uri"] + "?" + urlencode({"code": code, "state": q.get("state", "")}))
 
         return handler
@@ -195,12 +223,17 @@ class FakeProviders:
                 return None, "invalid_grant"
             if grant.code_challenge and _challenge(form.get("code_verifier", "")) != grant.code_challenge:
                 return None, "invalid_grant"
-            return self.issue_tokens(provider), None
+            tokens = self.issue_tokens(provider)
+            if grant.scope is not None:
+                self.granted[tokens["access_token"]] = self.granted[tokens["refresh_token"]] = grant.scope
+            return tokens, None
         if grant_type == "refresh_token":
             if self.refresh_tokens.get(form.get("refresh_token", "")) != provider:
                 return None, "invalid_grant"
             tokens = self.issue_tokens(provider)
             self.refresh_tokens.pop(tokens["refresh_token"])
+            if form["refresh_token"] in self.granted:
+                self.granted[tokens["access_token"]] = self.granted[form["refresh_token"]]
             tokens["refresh_token"] = form["refresh_token"]  # providers keep the refresh token valid
             return tokens, None
         return None, "unsupported_grant_type"
@@ -377,6 +410,49 @@ class FakeProviders:
                 "updates": {"spreadsheetId": sid, "updatedRange": rng, "updatedRows": len(values)},
             }
         )
+
+
+    # ------------------------------------------------------------ Google Drive
+
+    async def _drive_files(self, request: web.Request) -> web.Response:
+        """files.list: `q` as Hookyard writes it (mimeType, trashed, name contains), newest first, paged."""
+        if not self._bearer_ok("google", request):
+            return _json(_google_error(401, "Request had invalid authentication credentials.", "UNAUTHENTICATED"), 401)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        scopes = self.granted.get(token)
+        if scopes is not None and not DRIVE_LISTING_SCOPES & set(scopes.split()):
+            error = _google_error(403, "Request had insufficient authentication scopes.", "PERMISSION_DENIED")
+            error["error"]["errors"] = [{"message": "Insufficient Permission", "domain": "global",
+                                         "reason": "insufficientPermissions"}]
+            return _json(error, 403)
+        q = request.query.get("q", "")
+        wanted_mime, trashed, contains = None, None, None
+        rest = q.strip()
+        while rest:
+            m = DRIVE_CLAUSE.match(rest)
+            if m is None:
+                return _json(_google_error(400, f"Invalid Value: q ({rest})", "INVALID_ARGUMENT"), 400)
+            if m.group("mime") is not None:
+                wanted_mime = m.group("mime")
+            elif m.group("trashed") is not None:
+                trashed = m.group("trashed") == "true"
+            else:
+                contains = re.sub(r"\\(.)", r"\1", m.group("name"))
+            rest = rest[m.end():]
+        files = [f for f in self.drive_files
+                 if (wanted_mime is None or f["mimeType"] == wanted_mime)
+                 and (trashed is None or f["trashed"] == trashed)
+                 and (contains is None or contains.lower() in f["name"].lower())]
+        if request.query.get("orderBy") == "modifiedTime desc":
+            files.sort(key=lambda f: f["modifiedTime"], reverse=True)
+        size = max(1, min(int(request.query.get("pageSize", "100")), 1000))
+        start = int(request.query.get("pageToken") or 0)
+        page = files[start:start + size]
+        body: dict[str, Any] = {"files": [{k: f[k] for k in ("id", "name", "mimeType", "modifiedTime", "webViewLink")}
+                                          for f in page]}
+        if start + size < len(files):
+            body["nextPageToken"] = str(start + size)
+        return _json(body)
 
 
 def _challenge(verifier: str) -> str:

@@ -1,12 +1,14 @@
 // Connecting integrations: one form per type, built from `integrationTypes` (its configFields), with the
 // events to send. Webhook, Slack and Discord connect at once (a generated signing secret is shown once);
 // HubSpot, Pipedrive and Google Sheets open the provider's consent page in a popup, which comes back to
-// /static/oauth-done.html; that page tells this one (postMessage to the opener) and closes.
+// /static/oauth-done.html; that page tells this one (postMessage to the opener) and closes. Google Sheets
+// connected without a spreadsheet is NEEDS_SETUP: a picker lists the account's spreadsheets (with a search
+// box) and choosing one sets config.spreadsheet_id, which sends what was held meanwhile.
 
 import { userErrors } from "./graphql.js";
 import { INTEGRATION_FIELDS } from "./integrations.js";
 import { eventPicker } from "./events.js";
-import { el, field, secretReveal, setFieldError, uid } from "./dom.js";
+import { debounce, el, field, secretReveal, setFieldError, timeAgo, uid } from "./dom.js";
 
 export const Q_TYPES = `{ integrationTypes { type label authKind available unavailableReason
   configFields { name label kind required secret description } } }`;
@@ -16,6 +18,12 @@ const M_OAUTH_URL = `mutation($input: IntegrationOAuthConnectUrlInput!) { integr
   url errors { field message code } } }`;
 const M_EVENTS = `mutation($id: ID!, $events: [String!]!) { integrationUpdate(input: {id: $id, events: $events}) {
   errors { field message code } } }`;
+
+const Q_SETUP = `query($id: ID!) { integration(id: $id) { id name type status } }`;
+const Q_SPREADSHEETS = `query($id: ID!, $search: String) { integrationSpreadsheets(id: $id, search: $search) {
+  id name modifiedTime url } }`;
+const M_SPREADSHEET = `mutation($id: ID!, $config: JSON!) { integrationUpdate(input: {id: $id, config: $config}) {
+  integration { id status } errors { field message code } } }`;
 
 export const OAUTH_MESSAGE = "hookyard:oauth";
 const POPUP_FEATURES = "popup,width=640,height=760";
@@ -345,8 +353,15 @@ export class ConnectPanel {
           this.onError(error.message);
         }
       }
-      this.status.textContent = `${name || info.label} is connected.`;
+      const setup = info.type === "GOOGLE_SHEETS" && result.integrationId ? await this.pendingSetup(result.integrationId) : null;
+      this.status.textContent = setup ? `${name || info.label} is connected. Choose a spreadsheet to finish.`
+        : `${name || info.label} is connected.`;
       this.announce(this.status.textContent);
+      if (setup) {
+        this.onConnected(null);
+        this.chooseSpreadsheet(setup);
+        return;
+      }
       if (!integrationId) this.close();
     } else if (result.status === "error") {
       this.status.textContent = `${info.label} did not connect: ${result.error || "unknown error"}.`;
@@ -355,6 +370,115 @@ export class ConnectPanel {
     }
     this.onConnected(null);
     this.onRender();
+  }
+
+  /** The integration when it still needs setup (NEEDS_SETUP), else null. */
+  async pendingSetup(id) {
+    try {
+      const found = (await this.client.request(Q_SETUP, { id })).integration;
+      return found && found.status === "NEEDS_SETUP" ? found : null;
+    } catch (error) {
+      this.onError(error.message);
+      return null;
+    }
+  }
+
+  /**
+   * The spreadsheet picker of a Google Sheets integration that needs one: a search box and a list of the
+   * account's spreadsheets (buttons; Tab or the arrow keys move between them). Choosing calls integrationUpdate.
+   */
+  chooseSpreadsheet(integration) {
+    for (const b of this.chooser.querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.dataset.type === integration.type));
+    this.formHolder.dataset.type = integration.type;
+    const headingId = uid("h");
+    const search = el("input", { type: "search", spellcheck: "false", autocomplete: "off", maxlength: "200",
+      "data-testid": "sheet-search" });
+    const list = el("ul", { class: "sheet-list", "aria-labelledby": headingId, "data-testid": "sheet-list" });
+    const note = el("p", { class: "muted", role: "status", "data-testid": "sheet-status" });
+    const errors = el("div", { class: "error", role: "alert", "data-testid": "sheet-error", hidden: true });
+    const later = el("button", { type: "button", class: "secondary", text: "Choose later", "data-testid": "sheet-later",
+      onclick: () => this.close() });
+    const picker = el("section", { class: "sheet-picker", "aria-labelledby": headingId, "data-testid": "sheet-picker",
+      "data-id": integration.id },
+      el("h3", { id: headingId, text: `Choose a spreadsheet for ${integration.name}`, tabindex: "-1" }),
+      el("p", { class: "muted", text: "Each event adds a row to it. Events that arrive before you choose wait, and are sent then." }),
+      field("Search spreadsheets", search, { hint: "part of the name; the most recently modified come first" }),
+      note, list, errors, el("div", { class: "row" }, later));
+    const showError = (message) => {
+      errors.textContent = message;
+      errors.hidden = !message;
+      this.onRender();
+    };
+    const options = () => [...list.querySelectorAll("button")];
+    const choose = async (sheet) => {
+      for (const b of options()) b.disabled = true;
+      showError("");
+      note.textContent = `Saving “${sheet.name}”…`;
+      try {
+        const answer = (await this.client.request(M_SPREADSHEET, { id: integration.id,
+          config: { spreadsheet_id: sheet.id } })).integrationUpdate;
+        if (answer.errors.length) throw new Error(userErrors(answer));
+      } catch (error) {
+        for (const b of options()) b.disabled = false;
+        note.textContent = "";
+        showError(`Could not choose it: ${error.message}`);
+        return;
+      }
+      this.close();
+      this.status.textContent = `${integration.name} adds rows to “${sheet.name}”.`;
+      this.announce(this.status.textContent);
+      this.onConnected(null);
+      this.onRender();
+    };
+    let asked = 0;
+    const load = async () => {
+      const mine = ++asked;
+      note.textContent = "Loading spreadsheets…";
+      let sheets;
+      try {
+        sheets = (await this.client.request(Q_SPREADSHEETS, { id: integration.id,
+          search: search.value.trim() || null })).integrationSpreadsheets;
+      } catch (error) {
+        if (mine !== asked) return;
+        note.textContent = "";
+        list.replaceChildren();
+        showError(`Could not list the spreadsheets: ${error.message}`);
+        return;
+      }
+      if (mine !== asked) return; // a newer search answered first
+      showError("");
+      note.textContent = sheets.length ? `${sheets.length} spreadsheet${sheets.length === 1 ? "" : "s"}`
+        : "No spreadsheet matches.";
+      list.replaceChildren(...sheets.map((sheet) => el("li", {},
+        el("button", { type: "button", class: "sheet-option", "data-testid": "sheet-option", "data-id": sheet.id,
+          "aria-label": `${sheet.name}, modified ${timeAgo(sheet.modifiedTime)}`, onclick: () => choose(sheet) },
+        el("span", { class: "sheet-name", text: sheet.name }),
+        el("small", { class: "muted", text: `modified ${timeAgo(sheet.modifiedTime)}` })))));
+      this.onRender();
+    };
+    search.addEventListener("input", debounce(load, 300));
+    search.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") load();
+      if (event.key === "ArrowDown" && options()[0]) {
+        event.preventDefault();
+        options()[0].focus();
+      }
+    });
+    list.addEventListener("keydown", (event) => {
+      const all = options();
+      const at = all.indexOf(document.activeElement);
+      if (at < 0 || !["ArrowDown", "ArrowUp", "Home", "End"].includes(event.key)) return;
+      event.preventDefault();
+      if (event.key === "ArrowUp" && at === 0) search.focus();
+      else {
+        const next = { ArrowDown: Math.min(at + 1, all.length - 1), ArrowUp: at - 1, Home: 0, End: all.length - 1 }[event.key];
+        all[next].focus();
+      }
+    });
+    this.formHolder.replaceChildren(picker);
+    picker.querySelector("h3").focus();
+    this.onRender();
+    return load();
   }
 
   /** Reconnects an OAuth integration whose access expired (NEEDS_REAUTH). */

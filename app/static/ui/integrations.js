@@ -35,6 +35,8 @@ function health(integration) {
       return "Disabled after failing too long; enable it to send the held deliveries";
     case "NEEDS_REAUTH":
       return "Access expired: reconnect it; deliveries are held meanwhile";
+    case "NEEDS_SETUP":
+      return "Needs a spreadsheet: choose one; deliveries are held meanwhile";
     case "FAILING":
       return `Failing; last success ${timeAgo(integration.lastSuccessAt)}`;
     default:
@@ -55,12 +57,14 @@ export class IntegrationList {
    * @param {(delivery: object) => void} [o.onDelivery] the delivery a test made
    * @param {(integration: object, container: HTMLElement) => void} [o.formsPanel] fills the "Forms" panel
    * @param {(integration: object) => void} [o.onReconnect] OAuth reconnect
+   * @param {(integration: object) => void} [o.onSetup] choose what a NEEDS_SETUP integration lacks (a spreadsheet)
    * @param {() => {name: string, system: boolean}[]} [o.eventTypes]
    */
   constructor({ client, workspace, root, onError = () => {}, announce = () => {}, onRender = () => {},
-    onChanged = () => {}, onDelivery = () => {}, formsPanel = null, onReconnect = null, eventTypes = () => [] }) {
+    onChanged = () => {}, onDelivery = () => {}, formsPanel = null, onReconnect = null, onSetup = null,
+    eventTypes = () => [] }) {
     Object.assign(this, { client, workspace, root, onError, announce, onRender, onChanged, onDelivery, formsPanel,
-      onReconnect, eventTypes });
+      onReconnect, onSetup, eventTypes });
     this.entries = new Map(); // id -> {integration, row, panelRow, panel, panelKind, cells}
     this.testResults = new Map(); // id -> {text, success}
     this.integrations = [];
@@ -162,6 +166,7 @@ export class IntegrationList {
       if (label) button.setAttribute("aria-label", `${label} ${i.name}`);
       if (key === "rotate") button.hidden = !(i.type === "WEBHOOK" || (i.secretsSet || []).includes("signing_secret"));
       if (key === "reconnect") button.hidden = !(this.onReconnect && i.status === "NEEDS_REAUTH");
+      if (key === "setup") button.hidden = !(this.onSetup && i.status === "NEEDS_SETUP" && i.type === "GOOGLE_SHEETS");
     }
   }
 
@@ -181,6 +186,7 @@ export class IntegrationList {
       this.formsPanel ? make("forms", "Forms", "integration-forms", () => this.openPanel(entry, "forms")) : null,
       make("rotate", "Rotate secret", "integration-rotate", () => this.openPanel(entry, "rotate")),
       make("reconnect", "Reconnect", "integration-reconnect", () => this.onReconnect(entry.integration)),
+      make("setup", "Choose spreadsheet", "integration-setup", () => this.onSetup(entry.integration), ""),
       make("delete", "Delete", "integration-delete", () => this.openPanel(entry, "delete"), "danger"),
     );
     delete entry.buttons.toggle.dataset.label; // its label changes with the state

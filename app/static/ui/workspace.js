@@ -52,6 +52,7 @@ export function mountWorkspace({ client, workspace, roots, onError, onLiveState 
       ...common, integration, root: container, onChanged: () => integrations.refreshSoon(),
     }).load(),
     onReconnect: (integration) => connect && connect.reconnect(integration),
+    onSetup: (integration) => connect && connect.chooseSpreadsheet(integration),
     eventTypes: () => eventTypes,
   });
   if (roots.connect) {
