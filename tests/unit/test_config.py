@@ -127,3 +127,32 @@ def test_bad_list_settings_fail_at_start_up_naming_the_setting_and_the_entry(env
     message = str(info.value)
     for fragment in fragments:
         assert fragment in message
+
+
+def test_the_default_database_lives_in_the_data_dir(env, monkeypatch, tmp_path) -> None:
+    """HOOKYARD_DATA_DIR is where the SQLite file lives unless HOOKYARD_DATABASE_URL says otherwise."""
+    monkeypatch.delenv("HOOKYARD_DATABASE_URL", raising=False)
+    monkeypatch.delenv("HOOKYARD_DATA_DIR", raising=False)
+    assert Settings().database_url == "sqlite://data/hookyard.db"
+
+    env(data_dir=str(tmp_path / "state"))
+    settings = Settings()
+    assert settings.data_dir == tmp_path / "state"
+    assert settings.database_url == f"sqlite://{tmp_path / 'state' / 'hookyard.db'}"
+
+    env(database_url=" ")  # blank is unset
+    assert Settings().database_url == f"sqlite://{tmp_path / 'state' / 'hookyard.db'}"
+
+    env(database_url="postgres://hookyard@db:5432/hookyard")
+    assert Settings().database_url == "postgres://hookyard@db:5432/hookyard"
+    assert Settings(data_dir=tmp_path, database_url="sqlite://:memory:").database_url == "sqlite://:memory:"
+
+
+def test_the_database_in_the_data_dir_is_where_tortoise_opens_it(env, monkeypatch, tmp_path) -> None:
+    from app.models.database import tortoise_config
+
+    monkeypatch.delenv("HOOKYARD_DATABASE_URL", raising=False)
+    env(data_dir=str(tmp_path / "d"))
+    config = tortoise_config(Settings())
+    assert config["connections"]["default"] == f"sqlite://{tmp_path / 'd' / 'hookyard.db'}"
+    assert (tmp_path / "d").is_dir()  # made for the SQLite file

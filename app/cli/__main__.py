@@ -1,0 +1,5 @@
+"""`python -m app.cli ...`: the same as `hookyard ...`."""
+
+from app.cli.main import main
+
+main()
