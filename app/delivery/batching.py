@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from app.core import tracing
 from app.delivery import sender
 from app.delivery.runtime import Runtime
 
@@ -30,10 +31,14 @@ class SendCoalescer:
         self._sizes: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._running: set[asyncio.Task] = set()
+        # Tracing on: delivery id -> the context of the job that asked for it (see `sender.attempt_deliveries`).
+        self._parents: dict[str, object] = {}
 
     async def attempt(self, delivery_ids: Sequence[str], trigger: str = "automatic") -> list[sender.AttemptResult]:
         if trigger == "test":  # answered to a user waiting on the mutation: never wait for company
             return await sender.attempt_deliveries(delivery_ids, self.runtime, trigger)
+        if (parent := tracing.capture()) is not None:
+            self._parents.update(dict.fromkeys(delivery_ids, parent))
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         # A job cancelled while waiting leaves its future behind: never log its outcome as unretrieved.
@@ -46,6 +51,24 @@ class SendCoalescer:
             self._timers[trigger] = loop.call_later(self.window, self._flush, trigger)
         # The batch runs on its own: a job cancelled while waiting does not cancel its neighbours' sends.
         return await asyncio.shield(future)
+
+    async def close(self) -> None:
+        """At shutdown, once the grace is over: jobs still waiting for a batch are dropped (arq queues
+        them again) and batches in flight are cancelled; what their receivers answered is recorded
+        first, and the sends still out stay SENDING for their lease to bring back."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for waiting in self._waiting.values():
+            for _, future in waiting:
+                future.cancel()
+        self._waiting.clear()
+        self._sizes.clear()
+        running = list(self._running)
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
 
     def _flush(self, trigger: str) -> None:
         timer = self._timers.pop(trigger, None)
@@ -60,8 +83,12 @@ class SendCoalescer:
 
     async def _run(self, trigger: str, waiting: list[tuple[Sequence[str], asyncio.Future]]) -> None:
         ids = [delivery_id for group, _ in waiting for delivery_id in group]
+        parents = {i: self._parents.pop(i) for i in ids if i in self._parents} if self._parents else None
         try:
-            results = await sender.attempt_deliveries(ids, self.runtime, trigger)
+            if parents:
+                results = await sender.attempt_deliveries(ids, self.runtime, trigger, parents=parents)
+            else:
+                results = await sender.attempt_deliveries(ids, self.runtime, trigger)
         except asyncio.CancelledError:
             for _, future in waiting:
                 future.cancel()

@@ -27,6 +27,8 @@ class QueuedSend:
     # Set when a send is taken back from a worker whose lease ran out: that worker may still hold the
     # attempt's job id in arq's in-progress key (for minutes, if it died), so the job gets a new id.
     retake: str | None = None
+    # The W3C traceparent of the span that queued it (tracing on): the job's span joins that trace.
+    traceparent: str | None = None
 
 
 def job_id(send: QueuedSend) -> str:
@@ -46,6 +48,12 @@ def _batches(sends: list[QueuedSend]) -> list[list[QueuedSend]]:
     return [group[i:i + BATCH_SIZE] for group in groups.values() for i in range(0, len(group), BATCH_SIZE)]
 
 
+def _trace_kwargs(group: list[QueuedSend]) -> dict:
+    """`traceparents`, the distinct ones of the group, only when there are any: jobs stay as they were."""
+    parents = list(dict.fromkeys(s.traceparent for s in group if s.traceparent))
+    return {"traceparents": parents} if parents else {}
+
+
 def add_sends(pipe: Pipeline, sends: Iterable[QueuedSend], *, serializer: Serializer | None = None,
               batch: bool = False) -> int:
     """Adds the job writes to `pipe` the way `ArqRedis.enqueue_job` writes a job; returns the deliveries queued.
@@ -63,13 +71,14 @@ def add_sends(pipe: Pipeline, sends: Iterable[QueuedSend], *, serializer: Serial
     for group in groups:
         first = group[0]
         score = to_unix_ms(first.run_at) if first.run_at else now
+        kwargs = _trace_kwargs(group)
         if len(group) == 1:
             identifier = job_id(first)
-            payload = serialize_job(SEND_TASK, (first.delivery_id, first.trigger), {}, None, now,
+            payload = serialize_job(SEND_TASK, (first.delivery_id, first.trigger), kwargs, None, now,
                                     serializer=serializer)
         else:
             identifier = batch_job_id(group)
-            payload = serialize_job(SEND_BATCH_TASK, ([s.delivery_id for s in group], first.trigger), {},
+            payload = serialize_job(SEND_BATCH_TASK, ([s.delivery_id for s in group], first.trigger), kwargs,
                                     None, now, serializer=serializer)
         pipe.psetex(job_key_prefix + identifier, max(score - now, 0) + JOB_EXPIRY_MS, payload)
         pipe.zadd(default_queue_name, {identifier: score})
