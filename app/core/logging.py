@@ -209,6 +209,23 @@ class _StreamHandler(logging.StreamHandler):
         self._fixed = value
 
 
+# arq writes a line as every job starts and ends ("→ send_delivery(...)", "← cron:sweep_due ● 0": two a
+# sweep, doing nothing or not) and its counters now and then. Hookyard's `delivery.attempt` line says
+# what each send did, so these are shown only at HOOKYARD_LOG_LEVEL=debug; arq's warnings and errors
+# (a job that raised, ran out of tries, expired) and its start-up and shutdown lines always are.
+ARQ_WORKER_LOGGER = "arq.worker"
+_ARQ_CHATTER = re.compile(r"%6\.2fs [→←↻⊘●]|recording health")
+
+
+class QuietArq(logging.Filter):
+    """Handler filter: drops arq's per-job and health lines (see above) below debug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != ARQ_WORKER_LOGGER or record.levelno > logging.INFO:
+            return True
+        return not (isinstance(record.msg, str) and _ARQ_CHATTER.match(record.msg))
+
+
 def _our_handlers(root: logging.Logger) -> list[logging.Handler]:
     return [h for h in root.handlers if h.get_name() == HANDLER_NAME]
 
@@ -234,6 +251,8 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
         except (AttributeError, ValueError):
             colors = False
     handler.setFormatter(build_formatter(fmt, colors=colors))
+    if _level(settings.log_level) > logging.DEBUG:
+        handler.addFilter(QuietArq())
     root = logging.getLogger()
     for old in _our_handlers(root):
         root.removeHandler(old)

@@ -31,6 +31,8 @@ def redis_executable() -> str:
 class EmbeddedRedis:
     def __init__(self, data_dir: Path | None = None):
         self.port = _free_port()
+        if data_dir is not None:  # a first start on PostgreSQL: nothing else has made the directory yet
+            Path(data_dir).mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="hookyard-redis-", dir=data_dir))
         self.process: subprocess.Popen | None = None
 

@@ -13,6 +13,7 @@ that happens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from app.core.logging import get_logger
@@ -21,6 +22,7 @@ log = get_logger(__name__)
 
 ABORT_KEY = "hookyard.abort_connection"
 CLOSING_KEY = "hookyard.closing"
+_GONE_KEY = "hookyard.gone_away"  # closed by `OpenSockets.going_away`: the app's sends fail from then on
 
 # Strong references to closing tasks, which asyncio itself only holds weakly; each removes itself when done.
 _closing: set[asyncio.Task] = set()
@@ -66,15 +68,85 @@ async def _close(websocket: Any, code: int, reason: str, grace: float) -> None:
         abort()
 
 
-class AbortableWebSockets:
-    """ASGI middleware: gives WebSocket scopes a way to cut their connection (see module docstring)."""
+GOING_AWAY = 1001
 
-    def __init__(self, app: Any):
+
+class GoneAway(OSError):
+    """What the application's sends raise once the server has closed its socket for shutdown; the
+    ASGI server's own disconnection error is an OSError too, which Starlette turns into a disconnect."""
+
+
+class OpenSockets:
+    """The accepted WebSockets of this process, to close with 1001 (Going Away) when it shuts down."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, tuple[dict, Any]] = {}  # id(scope) -> (scope, the server's send)
+        self._emptied = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def _add(self, scope: dict, send: Any) -> None:
+        self._open[id(scope)] = (scope, send)
+        self._emptied.clear()
+
+    def _remove(self, scope: dict) -> None:
+        self._open.pop(id(scope), None)
+        if not self._open:
+            self._emptied.set()
+
+    async def going_away(self, grace: float, reason: str = "server shutting down") -> int:
+        """Closes every open socket with 1001 and waits up to `grace` seconds for their handlers to end;
+        a connection whose close frame cannot get out by then is cut. Returns how many were closed."""
+        closing = [(scope, send) for scope, send in self._open.values() if not scope.get(CLOSING_KEY)]
+
+        async def close(scope: dict, send: Any) -> None:
+            scope[CLOSING_KEY] = scope[_GONE_KEY] = True
+            with contextlib.suppress(Exception):  # already closed by the client
+                await send({"type": "websocket.close", "code": GOING_AWAY, "reason": reason})
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):  # a client that stopped reading may never take its frame
+                await asyncio.gather(*(close(scope, send) for scope, send in closing))
+                if self._open:
+                    await self._emptied.wait()
+        for scope, _ in list(self._open.values()):
+            abort = scope.get(ABORT_KEY)
+            if abort is not None:
+                abort()
+        if closing:
+            log.info("live.clients_going_away", clients=len(closing), code=GOING_AWAY)
+        return len(closing)
+
+
+class AbortableWebSockets:
+    """ASGI middleware: gives WebSocket scopes a way to cut their connection (see module docstring) and,
+    given `sockets`, keeps the accepted ones there for closing at shutdown."""
+
+    def __init__(self, app: Any, sockets: OpenSockets | None = None):
         self.app = app
+        self.sockets = sockets
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket":
-            transport = getattr(getattr(send, "__self__", None), "transport", None)
-            if transport is not None and hasattr(transport, "abort"):
-                scope[ABORT_KEY] = transport.abort
-        await self.app(scope, receive, send)
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if transport is not None and hasattr(transport, "abort"):
+            scope[ABORT_KEY] = transport.abort
+        sockets = self.sockets
+        if sockets is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def tracked_send(message: dict) -> None:
+            if scope.get(_GONE_KEY):
+                raise GoneAway("the server closed this WebSocket: it is shutting down")
+            await send(message)
+            if message.get("type") == "websocket.accept":
+                sockets._add(scope, send)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        finally:
+            sockets._remove(scope)

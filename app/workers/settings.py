@@ -6,6 +6,8 @@ from arq import cron
 from arq.worker import Worker, func
 
 from app.config import Settings
+from app.core import tracing
+from app.delivery import metrics
 from app.delivery.batching import SendCoalescer
 from app.delivery.runtime import Runtime, open_runtime, redis_settings
 from app.delivery.sender import MAX_TIMEOUT_SECONDS
@@ -26,15 +28,22 @@ def build_worker(settings: Settings, redis_url: str, runtime: Runtime | None = N
         if runtime is not None:
             ctx["runtime"] = runtime
         else:
+            tracing.configure(tracing.WORKER_SERVICE)  # its own process; on when OTEL_EXPORTER_OTLP_ENDPOINT is set
             await init_db(settings)
             ctx["runtime"] = await open_runtime(settings, redis_url)
             ctx["owns_runtime"] = True
+            if settings.metrics_port:  # its own process (`hookyard worker`): its own /metrics
+                ctx["metrics_server"] = await metrics.start_metrics_server(settings, ctx["runtime"].redis)
         ctx["sends"] = SendCoalescer(ctx["runtime"])
 
     async def shutdown(ctx: dict) -> None:
+        if "sends" in ctx:  # after the grace: record what was answered, leave the rest to the lease
+            await ctx["sends"].close()
         if ctx.get("owns_runtime"):
             await ctx["runtime"].close()
             await close_db()
+        if ctx.get("metrics_server") is not None:
+            await ctx.pop("metrics_server").cleanup()
 
     # A job may make several calls (OAuth refresh, then the API), each up to the longest per-integration timeout.
     job_timeout = int(max(settings.request_timeout, MAX_TIMEOUT_SECONDS) * 6 + 30)
@@ -55,5 +64,6 @@ def build_worker(settings: Settings, redis_url: str, runtime: Runtime | None = N
         max_jobs=settings.worker_concurrency,
         keep_result=0,
         poll_delay=0.02,  # how soon an idle worker sees a new job; each poll is one Redis round trip
-        job_completion_wait=0,
+        # On SIGTERM arq stops taking jobs and gives running ones this long before it cancels them.
+        job_completion_wait=settings.shutdown_grace_seconds,  # type: ignore[arg-type]  # arq takes a float too
     )

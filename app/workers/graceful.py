@@ -1,0 +1,43 @@
+"""Stopping the worker inside the API process the way arq stops `hookyard worker` on SIGTERM.
+
+`hookyard worker` needs nothing from here: arq handles its SIGTERM itself (`job_completion_wait`, see
+`build_worker`). The API's worker runs with `handle_signals=False` under uvicorn, so the API's
+shutdown calls arq's same handler: no new jobs, running ones get HOOKYARD_SHUTDOWN_GRACE_SECONDS,
+then arq cancels what is left (its sends stay SENDING until their lease runs out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+from arq.worker import Worker
+
+
+def _running(worker: Worker | None) -> bool:
+    return worker is not None and worker.main_task is not None and not worker.main_task.done()
+
+
+def begin_stopping(worker: Worker | None) -> None:
+    """Stops `worker` taking jobs and starts its grace; returns at once; calling it again does nothing."""
+    if worker is None or not _running(worker) or not worker.allow_pick_jobs:
+        return
+    if worker._job_completion_wait:
+        worker.handle_sig_wait_for_completion(signal.SIGTERM)
+    else:
+        worker.allow_pick_jobs = False
+
+
+async def stop(worker: Worker | None, task: asyncio.Task, grace: float) -> None:
+    """Stops the worker running in `task` (see `begin_stopping`), waits out its grace, then ends `task`
+    and closes the worker (its on-shutdown hook records what was answered)."""
+    if _running(worker) and grace > 0:  # (not while it waits for Redis to come back: nothing runs then)
+        begin_stopping(worker)
+        await asyncio.wait({task}, timeout=grace + 1)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    if worker is not None:
+        with contextlib.suppress(Exception):
+            await worker.close()
