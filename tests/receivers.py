@@ -21,7 +21,8 @@ class Received:
 
 @dataclass
 class Script:
-    """Answers in order; the last one repeats. An answer is (status, headers, body) or 'hang' / 'close'."""
+    """Answers in order; the last one repeats. An answer is (status, headers, body), 'hang' / 'close', or
+    ('sleep', seconds, answer): that answer after a while."""
 
     answers: list = field(default_factory=lambda: [(200, {}, b"ok")])
     served: int = 0
@@ -39,9 +40,17 @@ class Receiver:
         self.arrived = asyncio.Condition()
         self.runner: web.AppRunner | None = None
         self.port = 0
+        self.deciders: dict[str, object] = {}
+        self.in_flight: dict[str, int] = {}
+        self.most_in_flight: dict[str, int] = {}  # the most requests to a path being answered at once
 
     def script(self, path: str, *answers) -> str:
         self.scripts[path] = Script(list(answers))
+        return self.url(path)
+
+    def respond(self, path: str, decide) -> str:
+        """Answers each request to `path` with `decide(body)`: an answer as `script` takes them."""
+        self.deciders[path] = decide
         return self.url(path)
 
     def url(self, path: str) -> str:
@@ -63,7 +72,20 @@ class Receiver:
         async with self.arrived:
             self.received.append(Received(request.path, request.method, dict(request.headers), body, time.monotonic()))
             self.arrived.notify_all()
-        answer = self.scripts.get(request.path, Script()).next()
+        decide = self.deciders.get(request.path)
+        answer = decide(body) if decide else self.scripts.get(request.path, Script()).next()
+        path = request.path
+        self.in_flight[path] = self.in_flight.get(path, 0) + 1
+        self.most_in_flight[path] = max(self.most_in_flight.get(path, 0), self.in_flight[path])
+        try:
+            return await self._answer(request, answer)
+        finally:
+            self.in_flight[path] -= 1
+
+    async def _answer(self, request: web.Request, answer) -> web.StreamResponse:
+        if isinstance(answer, tuple) and answer and answer[0] == "sleep":
+            await asyncio.sleep(answer[1])
+            answer = answer[2]
         if answer == "hang":
             await asyncio.sleep(3600)
         if answer == "close":

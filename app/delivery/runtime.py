@@ -14,6 +14,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from app.config import Settings
 from app.core.http import open_session
 from app.core.secret_box import SecretBox
+from app.delivery.throttle import Throttle
 
 
 @dataclass
@@ -27,6 +28,14 @@ class Runtime:
     success_written: dict[str, datetime] = field(default_factory=dict)
     # What plugins keep between deliveries in this process, by plugin (OAuth refreshes in flight).
     plugin_state: dict[str, Any] = field(default_factory=dict)
+    _throttle: Throttle | None = field(default=None, repr=False)
+
+    @property
+    def throttle(self) -> Throttle | None:
+        """Integrations' rate and concurrency limits, kept in Redis for every worker (None without Redis)."""
+        if self._throttle is None and self.redis is not None:
+            self._throttle = Throttle(self.redis)
+        return self._throttle
 
     async def close(self) -> None:
         await self.session.close()

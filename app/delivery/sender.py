@@ -10,15 +10,15 @@ with the status updates for dashboards in one Redis round trip.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
-from app.core import retry
+from app.core import retry, tracing
 from app.core.http import HttpExchange, describe_error, request_record, response_record
-from app.delivery import attempt_log, batch_sql, fanout, health, updates
+from app.delivery import attempt_log, batch_sql, fanout, health, metrics, ordering, pacing, updates
 from app.delivery.queue import QueuedSend, enqueue_sends
 from app.delivery.runtime import Runtime
 from app.delivery.unit import unit_of_work
@@ -51,6 +51,7 @@ class _Sent:
     delivery: Delivery
     exchange: HttpExchange
     outcome: Outcome
+    trace: str | None = None  # the traceparent of the attempt's span (tracing on): its retry joins the trace
 
 
 def _now() -> datetime:
@@ -107,9 +108,12 @@ async def attempt_delivery(delivery_id: str, runtime: Runtime, trigger: str = "a
     return results[0] if results else None
 
 
-async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime,
-                             trigger: str = "automatic") -> list[AttemptResult]:
-    """Claims, sends and records one attempt for each delivery that is due; the others are skipped."""
+async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime, trigger: str = "automatic",
+                             parents: Mapping[str, object] | None = None) -> list[AttemptResult]:
+    """Claims, sends and records one attempt for each delivery that is due; the others are skipped.
+
+    `parents` (tracing on) maps delivery ids to the context of the job that asked for them: each
+    attempt's span is that job's child, not the child of whichever job started the batch."""
     claimed = await claim_many(list(dict.fromkeys(delivery_ids)), runtime, force=trigger == "test")
     if not claimed:
         return []
@@ -129,18 +133,49 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime,
         else:
             sendable.append(delivery)
 
-    pending = {asyncio.ensure_future(_send(d, runtime)) for d in sendable}
+    # Ordered integrations send one at a time per lane; then their rate and concurrency limits. What may not
+    # go now goes back to waiting, unrecorded.
+    sendable = await ordering.hold_back(sendable, runtime, trigger)
+    paced = await pacing.pace(sendable, runtime, trigger)
+
+    async def send(delivery: Delivery) -> _Sent:
+        try:
+            return await _traced_send(delivery, runtime, trigger, parents)
+        finally:
+            await pacing.release(paced, delivery, runtime)
+
+    pending = {asyncio.ensure_future(send(d)) for d in paced.go}
+    done: set[asyncio.Future] = set()
     try:
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if pending:  # siblings finishing at about the same moment share the writes
                 more, pending = await asyncio.wait(pending, timeout=RECORD_WINDOW)
                 done |= more
-            results.extend(await _record_all([t.result() for t in done], trigger, runtime))
+            wave, done = [t.result() for t in done], set()
+            results.extend(await _record_whole(wave, trigger, runtime))
+    except asyncio.CancelledError:
+        # Worker shutdown past its grace: what the receivers already answered is still recorded (once);
+        # the sends still out are cut below and stay SENDING until their lease brings them back.
+        answered = [t.result() for t in done | pending if t.done() and not t.cancelled() and not t.exception()]
+        if answered:
+            await _record_whole(answered, trigger, runtime)
+        raise
     finally:
-        for task in pending:  # cancelled (worker shutdown): the lease brings these back later
+        for task in pending:
             task.cancel()
     return results
+
+
+async def _record_whole(sent: list[_Sent], trigger: str, runtime: Runtime) -> list[AttemptResult]:
+    """`_record_all`, which a cancel (worker shutdown) waits for rather than cuts: an answered send is
+    recorded whole, never half-written (its attempt without its delivery's new state)."""
+    record = asyncio.ensure_future(_record_all(sent, trigger, runtime))
+    try:
+        return await asyncio.shield(record)
+    except asyncio.CancelledError:
+        await record
+        raise
 
 
 async def _send(delivery: Delivery, runtime: Runtime) -> _Sent:
@@ -158,10 +193,33 @@ async def _send(delivery: Delivery, runtime: Runtime) -> _Sent:
         last = exchange.records[-1] if exchange.records else None
         outcome = Outcome(success=False, error=(last.error if last and last.error else
                                                 describe_error(exc, timeout)))
+    if exchange.records and exchange.records[-1].status == 429:
+        await pacing.after_response(delivery, 429, outcome.retry_after, runtime)
     if ctx.secrets_changed:
         integration.secrets_encrypted = runtime.box.seal(ctx.secrets)
         await Integration.filter(id=integration.id).update(secrets_encrypted=integration.secrets_encrypted)
     return _Sent(delivery, exchange, outcome)
+
+
+async def _traced_send(delivery: Delivery, runtime: Runtime, trigger: str,
+                       parents: Mapping[str, object] | None) -> _Sent:
+    if not tracing.enabled():
+        return await _send(delivery, runtime)
+    integration = delivery.integration
+    with tracing.span(tracing.ATTEMPT_SPAN, parent=(parents or {}).get(delivery.id), attributes={
+        "hookyard.delivery.id": delivery.id, "hookyard.event.type": delivery.event_type,
+        "hookyard.integration.id": integration.id, "hookyard.integration.type": str(integration.type),
+        "hookyard.attempt": delivery.attempt_count + 1, "hookyard.trigger": trigger,
+    }) as span:
+        sent = await _send(delivery, runtime)
+        sent.trace = tracing.traceparent()
+        main = sent.exchange.records[-1] if sent.exchange.records else None
+        tracing.set_attributes(span, {"hookyard.outcome": "success" if sent.outcome.success else "failure",
+                                      "http.response.status_code": main.status if main else None,
+                                      "hookyard.http.requests": len(sent.exchange.records)})
+        if not sent.outcome.success:
+            tracing.set_error(span, sent.outcome.error)
+    return sent
 
 
 async def _finish_without_send(
@@ -175,6 +233,8 @@ async def _finish_without_send(
     attempt_log.log_not_sent(delivery_id=delivery.id, integration_id=delivery.integration_id,
                              workspace_id=delivery.workspace_id, status=str(status), reason=reason)
     await updates.announce(runtime.redis, [delivery])
+    if lanes := ordering.finished_lanes([delivery]):
+        await ordering.wake_lanes(lanes, runtime)
     return AttemptResult(delivery=delivery, attempt=None, outcome=None)
 
 
@@ -230,7 +290,8 @@ def _apply(sent: _Sent, trigger: str, runtime: Runtime, now: datetime) -> tuple[
         else:
             delivery.status = DeliveryStatus.RETRYING
             delivery.next_attempt_at = now + timedelta(seconds=delay)
-            follow_up = QueuedSend(delivery.id, delivery.attempt_count + 1, "automatic", delivery.next_attempt_at)
+            follow_up = QueuedSend(delivery.id, delivery.attempt_count + 1, "automatic", delivery.next_attempt_at,
+                                   traceparent=sent.trace)
     return attempt, follow_up
 
 
@@ -261,6 +322,9 @@ async def _record_all(batch: list[_Sent], trigger: str, runtime: Runtime) -> lis
                 async with unit_of_work(runtime) as unit:
                     await fanout.publish_system_events(unit, events)
         results.append(AttemptResult(delivery=sent.delivery, attempt=attempt, outcome=sent.outcome))
+    if lanes := ordering.finished_lanes(sent.delivery for sent in batch):
+        await ordering.wake_lanes(lanes, runtime)  # the next of each ordered lane may go
     for sent, attempt in zip(batch, attempts, strict=True):  # one line per attempt, all of it recorded
         attempt_log.log_recorded(sent.delivery, attempt, sent.exchange.records, sent.outcome.success, runtime.box)
+        metrics.record_attempt(sent.delivery, attempt, sent.outcome.success)
     return results

@@ -45,6 +45,8 @@ class DeliveryState:
     created_at: datetime
     updated_at: datetime
     delivered_at: datetime | None
+    ordering_key: str | None = None
+    blocked_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,8 @@ _ATTEMPT_FIELDS = tuple(f.name for f in fields(AttemptState))
 
 
 def _read(cls: type, names: tuple[str, ...], data: dict[str, Any]) -> Any:
-    return cls(**{name: _DECODE[name](data[name]) if name in _DECODE else data[name] for name in names})
+    # .get: a message from a process of the previous version lacks the fields added since (all optional).
+    return cls(**{name: _DECODE[name](data.get(name)) if name in _DECODE else data.get(name) for name in names})
 
 
 @dataclass(frozen=True, slots=True)

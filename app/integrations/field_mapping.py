@@ -38,7 +38,12 @@ def resolve_path(ctx: DeliveryContext, path: str) -> Any:
     """The payload value at a dotted path (list items by index), or None when absent."""
     if path.startswith("$"):
         return _pseudo(ctx, path)
-    value: Any = ctx.payload
+    return value_at(ctx.payload, path)
+
+
+def value_at(payload: Any, path: str) -> Any:
+    """The value at a dotted path in `payload` (list items by index), or None when absent."""
+    value: Any = payload
     for part in path.split("."):
         if isinstance(value, dict):
             value = value.get(part)

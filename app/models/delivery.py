@@ -24,11 +24,15 @@ class Event(Model):
     type = fields.CharField(max_length=100)
     payload = fields.JSONField(default=dict)
     idempotency_key = fields.CharField(max_length=200, null=True)
+    # Where the payload broke its event type's JSON Schema when the type validates LENIENT
+    # ([{"pointer", "message"}]); null when it matched or the type has no schema.
+    schema_errors = fields.JSONField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
         table = "event"
         unique_together = (("workspace", "idempotency_key"),)
+        indexes = (("created_at",),)  # the purge of old events
 
 
 class Delivery(Model):
@@ -57,10 +61,19 @@ class Delivery(Model):
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
     updated_at = fields.DatetimeField(auto_now=True)
     delivered_at = fields.DatetimeField(null=True)
+    # Ordered integrations only: the lane (the payload's ordering key, "" without one) it goes out in, one
+    # at a time in publish order; and the earlier delivery of its lane it waits for, while it does.
+    ordering_key = fields.CharField(max_length=200, null=True)
+    blocked_by = fields.CharField(max_length=32, null=True)
 
     class Meta:
         table = "delivery"
-        indexes = (("status", "next_attempt_at"), ("workspace_id", "created_at"), ("integration_id", "created_at"))
+        indexes = (("status", "next_attempt_at"), ("workspace_id", "created_at"), ("integration_id", "created_at"),
+                   ("integration_id", "ordering_key", "status"),
+                   # The delivery log pages newest first (by id) under each filter: see app/delivery/log.py.
+                   ("workspace_id", "id"), ("integration_id", "id"), ("form_id", "id"),
+                   ("workspace_id", "event_type", "id"), ("workspace_id", "status", "id"),
+                   ("event_id",))  # deleting an event (the purge) finds its deliveries
 
 
 class DeliveryAttempt(Model):
@@ -78,3 +91,4 @@ class DeliveryAttempt(Model):
 
     class Meta:
         table = "delivery_attempt"
+        indexes = (("delivery_id", "id"),)  # a delivery's attempts; deleting a delivery deletes them

@@ -1,14 +1,16 @@
-"""Owner actions on deliveries: retry one now, recover failures, release what was held."""
+"""Owner actions on deliveries: retry one now, recover failures (or everything), release what was held."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from app.core import tracing
 from app.core.errors import DeliveryErrorCode, FieldError
-from app.delivery import updates
+from app.delivery import fanout, updates
 from app.delivery.queue import QueuedSend, enqueue_sends
 from app.delivery.unit import Unit
-from app.models import Delivery, DeliveryStatus, Integration
+from app.models import Delivery, DeliveryStatus, Event, FormIntegration, Integration, IntegrationScope
 from app.services.result import Done
 
 RETRYABLE = (DeliveryStatus.FAILED, DeliveryStatus.RETRYING, DeliveryStatus.SUCCEEDED, DeliveryStatus.HELD)
@@ -28,11 +30,12 @@ async def _requeue(unit: Unit, rows: list[tuple[str, int]], from_statuses: list[
     if not moved:
         return 0
     runtime = unit.runtime
+    trace = tracing.traceparent()  # tracing on: the jobs join the trace of the request that asked
 
     async def announce_and_queue() -> None:
         await updates.announce(runtime.redis, await Delivery.filter(id__in=ids).select_related("form"))
         if runtime.redis is not None:
-            await enqueue_sends(runtime.redis, [QueuedSend(i, n + 1, trigger) for i, n in rows])
+            await enqueue_sends(runtime.redis, [QueuedSend(i, n + 1, trigger, traceparent=trace) for i, n in rows])
 
     unit.after_commit(announce_and_queue)
     return moved
@@ -49,14 +52,60 @@ async def retry_now(unit: Unit, delivery: Delivery) -> Done[Delivery]:
     return Done(delivery)
 
 
-async def recover(unit: Unit, integration: Integration, since: datetime, until: datetime | None) -> Done[int]:
-    """Re-queues every FAILED delivery of the integration created in [since, until]; answers how many."""
+async def recover(unit: Unit, integration: Integration, since: datetime, until: datetime | None,
+                  statuses: Sequence[DeliveryStatus] = (DeliveryStatus.FAILED,)) -> Done[int]:
+    """Re-queues every delivery of the integration in `statuses` (FAILED unless told) created in
+    [since, until]; answers how many. PENDING and SENDING ones are on their way already: refused."""
+    wanted = list(dict.fromkeys(DeliveryStatus(s) for s in statuses))
+    for i, status in enumerate(wanted):
+        if status not in RETRYABLE:
+            return Done.refused(FieldError(f"statuses.{i}", f"{status.value} deliveries are on their way already; "
+                                                            f"expected {', '.join(s.value for s in RETRYABLE)}",
+                                           DeliveryErrorCode.INVALID_STATE))
+    if not wanted:
+        return Done(0)
     until = until or datetime.now(UTC)
     rows = await Delivery.filter(
-        integration_id=integration.id, status=DeliveryStatus.FAILED, created_at__gte=since, created_at__lte=until
+        integration_id=integration.id, status__in=wanted, created_at__gte=since, created_at__lte=until
     ).order_by("id").limit(MAX_RECOVER).values_list("id", "attempt_count")
-    await _requeue(unit, list(rows), [DeliveryStatus.FAILED], "recover")
+    await _requeue(unit, list(rows), wanted, "recover")
     return Done(len(rows))
+
+
+async def resend_all(unit: Unit, integration: Integration, since: datetime, until: datetime | None) -> Done[int]:
+    """Sends again every event of [since, until] the integration should have received as it is set up now
+    (its event filter, and its forms' filters and conditions for a FORMS integration): the deliveries it
+    has are re-queued, whatever became of them (unless on their way already), and events it has none of
+    (published while it was switched off, or before it was attached) get one. At most MAX_RECOVER,
+    oldest first; answers how many were queued."""
+    if not integration.enabled:
+        return Done.refused(FieldError("integrationId", "the integration is switched off: switch it on first, "
+                                                        "then resend", DeliveryErrorCode.INVALID_STATE))
+    until = until or datetime.now(UTC)
+    events = await Event.filter(workspace_id=integration.workspace_id, created_at__gte=since,
+                                created_at__lte=until).order_by("id").limit(MAX_RECOVER)
+    attachments: dict[str, FormIntegration] = {}
+    if integration.scope == IntegrationScope.FORMS:
+        attachments = {a.form_id: a for a in await FormIntegration.filter(integration_id=integration.id, enabled=True)}
+    wanted = [(event, recipient) for event in events
+              if (recipient := fanout.recipient_for(integration, event, attachments.get(event.form_id))) is not None]
+    if not wanted:
+        return Done(0)
+    existing = {
+        row[0]: row for row in await Delivery.filter(
+            integration_id=integration.id, event_id__in=[e.id for e, _ in wanted]
+        ).order_by("id").values_list("event_id", "id", "attempt_count", "status")
+    }
+    requeue = [(row[1], row[2]) for row in existing.values() if row[3] in RETRYABLE]
+    now = datetime.now(UTC)
+    missing = [fanout.new_delivery(event, recipient, now) for event, recipient in wanted if event.id not in existing]
+    queued = await _requeue(unit, requeue, list(RETRYABLE), "recover", last_error=None)
+    if missing:
+        await Delivery.bulk_create(missing)
+        runtime = unit.runtime
+        kinds = {integration.id: integration.type}
+        unit.after_commit(lambda: fanout.queue_new(missing, runtime, None, kinds))
+    return Done(queued + sum(1 for d in missing if d.status == DeliveryStatus.PENDING))
 
 
 async def release_held(unit: Unit, integration: Integration) -> Done[int]:

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from app.core.errors import CommonErrorCode, EventErrorCode, FieldError, WorkspaceErrorCode
+from app.delivery import ordering, throttle
 from app.delivery.filters import validate_event_filter
 from app.delivery.sender import MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, TIMEOUT_KEY
 
@@ -49,24 +50,37 @@ def validate_event_filters(values: Any, path: str) -> tuple[list[str], list[Fiel
     return clean, errors
 
 
-def split_timeout(config: dict[str, Any], path: str = "config") -> tuple[dict[str, Any], Any, list[FieldError]]:
-    """Takes `timeoutSeconds` (every integration type has it) out of `config` before the type validates the rest.
+def split_common(config: dict[str, Any],
+                 path: str = "config") -> tuple[dict[str, Any], dict[str, Any], list[FieldError]]:
+    """Takes the settings every integration type has (`timeoutSeconds`, `rateLimit`, `maxConcurrency`,
+    `ordering`, `orderingKey`) out of `config` before the type validates the rest.
 
-    Answers the config without it, the timeout (None: the server's default) and any error.
+    Answers the config without them, those that were set (checked; a null one means the default) and any
+    errors.
     """
     rest = dict(config)
+    common: dict[str, Any] = {}
+    errors: list[FieldError] = []
     value = rest.pop(TIMEOUT_KEY, None)
     field_path = f"{path}.{TIMEOUT_KEY}"
-    if value is None:
-        return rest, None, []
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return rest, None, [FieldError(field_path, "must be a number of seconds", CommonErrorCode.INVALID)]
-    if not MIN_TIMEOUT_SECONDS <= value <= MAX_TIMEOUT_SECONDS:
-        return rest, None, [FieldError(field_path, f"must be between {MIN_TIMEOUT_SECONDS} and "
-                                                   f"{MAX_TIMEOUT_SECONDS} seconds", CommonErrorCode.OUT_OF_RANGE)]
-    return rest, int(value) if float(value).is_integer() else value, []
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            errors.append(FieldError(field_path, "must be a number of seconds", CommonErrorCode.INVALID))
+        elif not MIN_TIMEOUT_SECONDS <= value <= MAX_TIMEOUT_SECONDS:
+            errors.append(FieldError(field_path, f"must be between {MIN_TIMEOUT_SECONDS} and "
+                                                 f"{MAX_TIMEOUT_SECONDS} seconds", CommonErrorCode.OUT_OF_RANGE))
+        else:
+            common[TIMEOUT_KEY] = int(value) if float(value).is_integer() else value
+    limits = {key: rest.pop(key) for key in (throttle.RATE_KEY, throttle.CONCURRENCY_KEY) if key in rest}
+    clean, limit_errors = throttle.validate_limits(limits, path)
+    # null stores "no limit" for the rate (Slack and Discord default to 1/s); a null concurrency is the default.
+    common.update({k: v for k, v in clean.items() if v is not None or k == throttle.RATE_KEY})
+    order = {key: rest.pop(key) for key in (ordering.ORDERING_KEY, ordering.KEY_PATH_KEY) if key in rest}
+    clean, order_errors = ordering.validate_ordering(order, path)
+    common.update(clean)
+    return rest, common, errors + limit_errors + order_errors
 
 
-def with_timeout(config: dict[str, Any], timeout: Any) -> dict[str, Any]:
-    """The config a type validated, with the timeout `split_timeout` took out put back (when one was set)."""
-    return config if timeout is None else {**config, TIMEOUT_KEY: timeout}
+def with_common(config: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
+    """The config a type validated, with what `split_common` took out put back."""
+    return {**config, **common} if common else config

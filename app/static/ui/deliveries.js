@@ -7,14 +7,25 @@ import {
 } from "./dom.js";
 
 export const DELIVERY_FIELDS = `
-  id status eventType attemptCount responseCode createdAt updatedAt errorMessage isTest
+  id status eventType attemptCount responseCode createdAt updatedAt errorMessage isTest nextAttemptAt blockedBy
   integration { id name } form { slug }`;
+
+/** Why a PENDING delivery has not gone yet: behind an earlier one of its ordered lane, or queued for later
+ * (an integration's rate or concurrency limit); "" otherwise. */
+export function waitingNote(delivery) {
+  if (delivery.status !== "PENDING" && delivery.status !== "RETRYING") return "";
+  if (delivery.blockedBy) return `waiting for ${delivery.blockedBy}`;
+  if (delivery.status === "PENDING" && delivery.nextAttemptAt && Date.parse(delivery.nextAttemptAt) > Date.now() + 500) {
+    return `queued until ${formatTime(delivery.nextAttemptAt)}`;
+  }
+  return "";
+}
 
 export const STATUSES = ["PENDING", "SENDING", "SUCCEEDED", "RETRYING", "FAILED", "HELD"];
 
 const Q_DELIVERIES = `query($slug: String!, $filter: DeliveryFilterInput, $first: Int, $after: String) {
   workspace(slug: $slug) { deliveries(filter: $filter, first: $first, after: $after) {
-    totalCount pageInfo { endCursor hasNextPage } edges { cursor node { ${DELIVERY_FIELDS} } } } } }`;
+    totalCount totalCountCapped pageInfo { endCursor hasNextPage } edges { cursor node { ${DELIVERY_FIELDS} } } } } }`;
 const Q_DETAIL = `query($id: ID!) { delivery(id: $id) { ${DELIVERY_FIELDS}
   nextAttemptAt deliveredAt durationMs request response
   event { id type payload createdAt idempotencyKey }
@@ -247,6 +258,7 @@ export class DeliveryLog {
       }
       for (const edge of page.edges) this.upsert(edge.node, { fromList: true });
       this.total = page.totalCount;
+      this.totalCapped = page.totalCountCapped;  // counted up to a cap: "1000+"
       this.renderFooter();
     } catch (error) {
       if (!(error instanceof ApiError) || error.code !== "UNAUTHENTICATED") this.onError(error.message);
@@ -267,6 +279,7 @@ export class DeliveryLog {
       this.hasMore = page.pageInfo.hasNextPage;
       for (const edge of page.edges) this.upsert(edge.node, { fromList: true });
       this.total = page.totalCount;
+      this.totalCapped = page.totalCountCapped;
       this.renderFooter();
     } catch (error) {
       this.onError(error.message);
@@ -295,7 +308,8 @@ export class DeliveryLog {
   renderFooter() {
     this.empty.hidden = this.body.children.length > 0;
     this.more.hidden = !this.hasMore;
-    this.count.textContent = typeof this.total === "number" ? `${this.rows.size} of ${this.total} shown` : "";
+    this.count.textContent = typeof this.total === "number"
+      ? `${this.rows.size} of ${this.total}${this.totalCapped ? "+" : ""} shown` : "";
     this.onRender();
   }
 
@@ -320,7 +334,7 @@ export class DeliveryLog {
       // Newest first: ids are time-sortable.
       const after = [...this.body.children].find((tr) => tr.dataset.id < delivery.id);
       this.body.insertBefore(row, after || null);
-      if (this.total !== undefined && !fromList) this.total += 1;
+      if (this.total !== undefined && !fromList && !this.totalCapped) this.total += 1;
       while (this.body.children.length > this.maxRows) {
         const last = this.body.lastElementChild;
         this.rows.delete(last.dataset.id);
@@ -335,7 +349,9 @@ export class DeliveryLog {
 
   row(delivery) {
     const cells = [
-      el("td", { "data-label": "Status" }, badge(delivery.status, "delivery-status")),
+      el("td", { "data-label": "Status" }, badge(delivery.status, "delivery-status"),
+        ...(waitingNote(delivery) ? [" ", el("span", { class: "muted", "data-testid": "delivery-waiting",
+          text: waitingNote(delivery) })] : [])),
       el("td", { "data-label": "Event", "data-testid": "delivery-event",
         text: delivery.eventType + (delivery.isTest ? " (test)" : "") }),
       el("td", { "data-label": "Integration", "data-testid": "delivery-integration",
@@ -438,6 +454,7 @@ export class DeliveryLog {
       ...[["Status", badge(d.status, "delivery-detail-status")], ["Delivery", el("code", { text: d.id })],
         ["Form", d.form ? `${d.form.name} (${d.form.slug})` : "—"], ["Created", formatDateTime(d.createdAt)],
         ["Delivered", formatDateTime(d.deliveredAt)], ["Next attempt", formatDateTime(d.nextAttemptAt)],
+        ["Waiting", waitingNote(d) || "—"],
         ["Attempts", String(d.attemptCount)], ["Response", d.responseCode ?? "—"],
         ["Duration", d.durationMs == null ? "—" : `${d.durationMs} ms`], ["Error", d.errorMessage || "—"]]
         .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]));

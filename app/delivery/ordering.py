@@ -1,0 +1,141 @@
+"""Ordered delivery, opt-in per integration (`config.ordering: ORDERED`).
+
+An ordered integration's deliveries go out one at a time, in publish order, per lane: the value at
+`config.orderingKey` in the payload (a path like `order.id`), or one lane for all when there is no key
+(events without the value share the "" lane). Only the earliest unfinished delivery of a lane (PENDING,
+SENDING, RETRYING or HELD) is sent: one that is retrying holds the ones behind it; one that finally fails
+(or succeeds) lets the next go. A delivery held back waits as PENDING (RETRYING if it has failed before)
+with `blocked_by` naming the one ahead; when that one finishes, the next of its lane is queued at once.
+A sweep every `BLOCKED_RECHECK` seconds is the safety net.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.functions import Min
+
+from app.core.errors import CommonErrorCode, FieldError
+from app.delivery import batch_sql, updates
+from app.delivery.queue import QueuedSend, enqueue_sends
+from app.delivery.runtime import Runtime
+from app.integrations.field_mapping import validate_path, value_at
+from app.models import Delivery, DeliveryStatus
+
+ORDERING_KEY = "ordering"
+KEY_PATH_KEY = "orderingKey"
+ORDERED, UNORDERED = "ORDERED", "UNORDERED"
+MAX_LANE_LENGTH = 200
+# Unfinished: these hold the deliveries behind them in their lane.
+UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING, DeliveryStatus.HELD)
+BLOCKED_RECHECK = 60.0
+BLOCKED_FIELDS = ("status", "next_attempt_at", "locked_until", "blocked_by", "updated_at")
+
+
+def validate_ordering(config: Mapping[str, Any], path: str = "config") -> tuple[dict[str, Any], list[FieldError]]:
+    """`ordering` (ORDERED / UNORDERED) and `orderingKey` (a payload path, only when ordered), checked."""
+    clean: dict[str, Any] = {}
+    errors: list[FieldError] = []
+    ordering = config.get(ORDERING_KEY)
+    if ordering not in (None, ORDERED, UNORDERED):
+        errors.append(FieldError(f"{path}.{ORDERING_KEY}", "must be ORDERED or UNORDERED", CommonErrorCode.INVALID))
+    elif ordering == ORDERED:
+        clean[ORDERING_KEY] = ORDERED
+    key = config.get(KEY_PATH_KEY)
+    if key is not None:
+        if ordering != ORDERED:
+            errors.append(FieldError(f"{path}.{KEY_PATH_KEY}", "applies to ordered integrations only: set "
+                                                               "`ordering: ORDERED` too", CommonErrorCode.INVALID))
+        elif (problem := validate_path(key, f"{path}.{KEY_PATH_KEY}")) is not None:
+            errors.append(problem)
+        elif key.startswith("$"):
+            errors.append(FieldError(f"{path}.{KEY_PATH_KEY}", "must be a path into the payload, like order.id",
+                                     CommonErrorCode.INVALID))
+        else:
+            clean[KEY_PATH_KEY] = key
+    return clean, errors
+
+
+def is_ordered(config: Mapping[str, Any] | None) -> bool:
+    return bool(config) and config.get(ORDERING_KEY) == ORDERED
+
+
+def lane_of(config: Mapping[str, Any] | None, payload: Any) -> str | None:
+    """The lane a new delivery goes out in: None for an unordered integration."""
+    if not is_ordered(config):
+        return None
+    path = config.get(KEY_PATH_KEY)
+    if not path:
+        return ""
+    value = value_at(payload, path)
+    if value is None or isinstance(value, dict | list):
+        return ""
+    return str(value)[:MAX_LANE_LENGTH]
+
+
+async def first_of_lanes(lanes: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The earliest unfinished delivery of each (integration id, lane)."""
+    lanes = set(lanes)
+    if not lanes:
+        return {}
+    rows = await Delivery.filter(
+        integration_id__in={i for i, _ in lanes}, ordering_key__in={k for _, k in lanes}, status__in=UNFINISHED,
+    ).annotate(first=Min("id")).group_by("integration_id", "ordering_key").values(
+        "integration_id", "ordering_key", "first")
+    return {(r["integration_id"], r["ordering_key"]): r["first"] for r in rows
+            if (r["integration_id"], r["ordering_key"]) in lanes}
+
+
+async def hold_back(deliveries: Sequence[Delivery], runtime: Runtime, trigger: str) -> list[Delivery]:
+    """The claimed deliveries that may go now; those behind an earlier unfinished one of their lane go
+    back to waiting (a test is sent when asked)."""
+    ordered = [d for d in deliveries if d.ordering_key is not None]
+    if not ordered or trigger == "test":
+        return list(deliveries)
+    first = await first_of_lanes((d.integration_id, d.ordering_key) for d in ordered)
+    blocked = [d for d in ordered if first.get((d.integration_id, d.ordering_key), d.id) != d.id]
+    if not blocked:
+        return list(deliveries)
+    now = datetime.now(UTC)
+    for delivery in blocked:
+        delivery.status = DeliveryStatus.RETRYING if delivery.attempt_count else DeliveryStatus.PENDING
+        delivery.blocked_by = first[(delivery.integration_id, delivery.ordering_key)]
+        delivery.next_attempt_at = now + timedelta(seconds=BLOCKED_RECHECK)
+        delivery.locked_until = None
+        delivery.updated_at = now
+    await batch_sql.save_many(blocked, BLOCKED_FIELDS)
+    await updates.announce(runtime.redis, blocked)
+    # The one ahead may have finished between the check and the write, without seeing these waiting.
+    await wake_lanes({(d.integration_id, d.ordering_key) for d in blocked}, runtime)
+    held = {d.id for d in blocked}
+    return [d for d in deliveries if d.id not in held]
+
+
+async def wake_lanes(lanes: Iterable[tuple[str, str]], runtime: Runtime) -> int:
+    """Queues, now, the first delivery of each lane when it is one that waits behind another."""
+    first = await first_of_lanes(lanes)
+    if not first:
+        return 0
+    waiting = await Delivery.filter(id__in=list(first.values()), blocked_by__isnull=False,
+                                    status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING))
+    if not waiting:
+        return 0
+    now = datetime.now(UTC)
+    for delivery in waiting:
+        delivery.blocked_by = None
+        delivery.next_attempt_at = now
+        delivery.updated_at = now
+    await batch_sql.save_many(waiting, ("blocked_by", "next_attempt_at", "updated_at"))
+    if runtime.redis is not None:
+        stamp = int(now.timestamp() * 1000)
+        await enqueue_sends(runtime.redis, [QueuedSend(d.id, d.attempt_count + 1, retake=f"o{stamp}")
+                                            for d in waiting])
+    return len(waiting)
+
+
+def finished_lanes(deliveries: Iterable[Delivery]) -> set[tuple[str, str]]:
+    """The lanes of ordered deliveries that just finished (succeeded or finally failed)."""
+    return {(d.integration_id, d.ordering_key) for d in deliveries
+            if d.ordering_key is not None and d.status in (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED)}

@@ -1,0 +1,108 @@
+"""Which claimed sends go now, and putting the others back until their integration's limits let them.
+
+See `throttle` for the limits. A send held back is not a failure: it goes back to PENDING (RETRYING
+when it has failed before) with `next_attempt_at` set to when it may go and a job queued for then; no
+attempt is recorded. Several held back for one integration are spaced by its rate, so they do not all
+wake at once. If the job is lost, the sweeper queues the delivery again once it is due.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from app.delivery import batch_sql, throttle, updates
+from app.delivery.queue import QueuedSend, enqueue_sends
+from app.delivery.runtime import Runtime
+from app.models import Delivery, DeliveryStatus
+
+HELD_BACK_FIELDS = ("status", "next_attempt_at", "locked_until", "updated_at")
+# Between sends held back for an integration limited only in concurrency.
+CONCURRENCY_SPACING = 0.05
+
+
+@dataclass
+class Paced:
+    go: list[Delivery]
+    leases: dict[str, tuple[str, str]] = field(default_factory=dict)  # delivery id -> (integration id, lease)
+    held_back: list[Delivery] = field(default_factory=list)
+
+
+def limits_of(delivery: Delivery) -> throttle.Limits:
+    integration = delivery.integration
+    return throttle.limits_of(integration.type, integration.config)
+
+
+async def pace(deliveries: Sequence[Delivery], runtime: Runtime, trigger: str) -> Paced:
+    """Asks Redis, in one round trip, which sends may go now; puts the others back."""
+    throttle_ = runtime.throttle
+    if trigger == "test" or throttle_ is None or not deliveries:  # a test is sent when asked, limits or not
+        return Paced(go=list(deliveries))
+    limits = [limits_of(d) for d in deliveries]
+    # A limited integration is asked once per send; one without limits once per batch (is it paused by a 429?).
+    asks: dict[object, int] = {}
+    requests: list[tuple[str, throttle.Limits]] = []
+    slots = []
+    for n, (delivery, lim) in enumerate(zip(deliveries, limits, strict=True)):
+        key = n if lim.limited else delivery.integration_id
+        if key not in asks:
+            asks[key] = len(requests)
+            requests.append((delivery.integration_id, lim))
+        slots.append(asks[key])
+    answers = await throttle_.admit(requests)
+    admissions = [answers[slot] for slot in slots]
+    paced = Paced(go=[])
+    later: list[tuple[Delivery, float, throttle.Limits]] = []
+    for delivery, lim, admission in zip(deliveries, limits, admissions, strict=True):
+        if admission.wait > 0:
+            later.append((delivery, admission.wait, lim))
+            continue
+        paced.go.append(delivery)
+        if admission.lease:
+            paced.leases[delivery.id] = (delivery.integration_id, admission.lease)
+    if later:
+        paced.held_back = await _put_back(later, trigger, runtime)
+    return paced
+
+
+async def release(paced: Paced, delivery: Delivery, runtime: Runtime) -> None:
+    held = paced.leases.pop(delivery.id, None)
+    if held is not None and runtime.throttle is not None:
+        try:
+            await runtime.throttle.release(*held)
+        except Exception:  # Redis away: the lease expires on its own
+            pass
+
+
+async def after_response(delivery: Delivery, status: int | None, retry_after: float | None,
+                         runtime: Runtime) -> None:
+    """A 429 pauses the integration for every worker (its Retry-After, else a few seconds) and slows it."""
+    if status == 429 and runtime.throttle is not None:
+        await runtime.throttle.pause(delivery.integration_id, retry_after)
+
+
+async def _put_back(later: list[tuple[Delivery, float, throttle.Limits]], trigger: str,
+                    runtime: Runtime) -> list[Delivery]:
+    now = datetime.now(UTC)
+    stamp = int(time.time() * 1000)
+    queued_per_integration: dict[str, int] = {}
+    sends = []
+    for delivery, wait, lim in sorted(later, key=lambda item: item[0].id):
+        n = queued_per_integration.get(delivery.integration_id, 0)
+        queued_per_integration[delivery.integration_id] = n + 1
+        spacing = lim.per_seconds / lim.requests if lim.requests else CONCURRENCY_SPACING
+        delivery.status = DeliveryStatus.RETRYING if delivery.attempt_count else DeliveryStatus.PENDING
+        delivery.next_attempt_at = now + timedelta(seconds=wait + n * spacing)
+        delivery.locked_until = None
+        delivery.updated_at = now
+        # A job id of its own: the job running now still holds the attempt's id in arq.
+        sends.append(QueuedSend(delivery.id, delivery.attempt_count + 1, trigger, delivery.next_attempt_at,
+                                retake=f"w{stamp}"))
+    deliveries = [d for d, _, _ in later]
+    await batch_sql.save_many(deliveries, HELD_BACK_FIELDS)
+    if runtime.redis is not None:
+        await enqueue_sends(runtime.redis, sends)
+        await updates.announce(runtime.redis, deliveries)
+    return deliveries

@@ -1,0 +1,199 @@
+"""Per-integration rate limits and concurrency, shared by every worker through Redis.
+
+An integration's config may hold `rateLimit: {requests, perSeconds}` and `maxConcurrency`; Slack and
+Discord default to one request a second (their incoming webhooks take about that), the others to no
+limit. Before a send, one Lua script per integration decides atomically, for all workers at once, whether
+it may go now: a sliding window log (no window of `perSeconds` ever holds more than `requests` sends)
+and a lease set of the sends in flight (each lease expires, so a worker that dies frees its slot). A send
+that may not go now is not a failure: the sender puts it back with the time it may go, and no attempt is
+recorded. A 429 from the receiver pauses the integration for its `Retry-After` (or a few seconds) and
+halves its rate for a minute.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.core.errors import CommonErrorCode, FieldError
+
+RATE_KEY = "rateLimit"
+CONCURRENCY_KEY = "maxConcurrency"
+MAX_REQUESTS = 10_000
+MAX_PER_SECONDS = 86_400
+MAX_CONCURRENCY = 1_000
+# Integration types whose receivers take about one request a second; the others have no default limit.
+DEFAULT_RATES: Mapping[str, tuple[int, float]] = {"SLACK": (1, 1.0), "DISCORD": (1, 1.0)}
+# After a 429: no sends for Retry-After (else this), then half the rate for SLOW_SECONDS.
+PAUSE_SECONDS = 5.0
+SLOW_SECONDS = 60.0
+MAX_PAUSE_SECONDS = 3600.0
+# How long a concurrency lease lives when its worker never gives it back (it died mid-send).
+LEASE_SECONDS = 60.0
+
+_PREFIX = "hookyard:throttle:"
+
+
+@dataclass(frozen=True)
+class Limits:
+    requests: int | None = None  # None: no rate limit
+    per_seconds: float = 1.0
+    max_concurrency: int | None = None  # None: no limit
+
+    @property
+    def limited(self) -> bool:
+        return self.requests is not None or self.max_concurrency is not None
+
+    def describe(self) -> str:
+        parts = []
+        if self.requests is not None:
+            parts.append(f"{self.requests} per {self.per_seconds:g} s")
+        if self.max_concurrency is not None:
+            parts.append(f"{self.max_concurrency} at a time")
+        return ", ".join(parts) or "no limit"
+
+
+def limits_of(integration_type: str, config: Mapping[str, Any] | None) -> Limits:
+    """The integration's limits from its (validated) config, with its type's defaults."""
+    config = config or {}
+    rate = config.get(RATE_KEY, ...)
+    if rate is ...:
+        default = DEFAULT_RATES.get(str(getattr(integration_type, "value", integration_type)))
+        requests, per = default if default else (None, 1.0)
+    elif rate is None:  # explicitly no limit
+        requests, per = None, 1.0
+    else:
+        requests, per = int(rate["requests"]), float(rate["perSeconds"])
+    concurrency = config.get(CONCURRENCY_KEY)
+    return Limits(requests, per, int(concurrency) if concurrency is not None else None)
+
+
+def validate_limits(config: Mapping[str, Any], path: str = "config") -> tuple[dict[str, Any], list[FieldError]]:
+    """The `rateLimit` and `maxConcurrency` of a config, checked: what to store, and any errors.
+    `rateLimit: null` stores "no limit" (also for Slack and Discord, whose default is 1/s)."""
+    clean: dict[str, Any] = {}
+    errors: list[FieldError] = []
+    if RATE_KEY in config:
+        rate = config[RATE_KEY]
+        where = f"{path}.{RATE_KEY}"
+        if rate is None:
+            clean[RATE_KEY] = None
+        elif not isinstance(rate, dict) or set(rate) - {"requests", "perSeconds"}:
+            errors.append(FieldError(where, 'must be {"requests": n, "perSeconds": s} (or null for no limit)',
+                                     CommonErrorCode.INVALID))
+        else:
+            requests, per = rate.get("requests"), rate.get("perSeconds", 1)
+            if not _number(requests, integer=True) or not 1 <= requests <= MAX_REQUESTS:
+                errors.append(FieldError(f"{where}.requests", f"must be a whole number from 1 to {MAX_REQUESTS}",
+                                         CommonErrorCode.OUT_OF_RANGE))
+            elif not _number(per) or not 0.1 <= per <= MAX_PER_SECONDS:
+                errors.append(FieldError(f"{where}.perSeconds", f"must be a number of seconds from 0.1 to "
+                                                                f"{MAX_PER_SECONDS}", CommonErrorCode.OUT_OF_RANGE))
+            else:
+                clean[RATE_KEY] = {"requests": int(requests), "perSeconds": per}
+    if CONCURRENCY_KEY in config:
+        value = config[CONCURRENCY_KEY]
+        if value is None:
+            clean[CONCURRENCY_KEY] = None
+        elif not _number(value, integer=True) or not 1 <= value <= MAX_CONCURRENCY:
+            errors.append(FieldError(f"{path}.{CONCURRENCY_KEY}", f"must be a whole number from 1 to "
+                                                                  f"{MAX_CONCURRENCY} (or null for no limit)",
+                                     CommonErrorCode.OUT_OF_RANGE))
+        else:
+            clean[CONCURRENCY_KEY] = int(value)
+    return clean, errors
+
+
+def _number(value: Any, integer: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    return not integer or float(value).is_integer()
+
+
+# KEYS: sent (a sorted set of send times), pause, slow, leases. ARGV: now_ms, window_ms (0: no rate),
+# requests, max_concurrency (0: none), lease_token, lease_until_ms, slow_factor, send_id.
+# Answers {wait_ms, took_lease}.
+_ADMIT = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local requests = tonumber(ARGV[3])
+local max_cc = tonumber(ARGV[4])
+local pause = tonumber(redis.call('GET', KEYS[2]) or '0')
+if pause > now then return {pause - now, 0} end
+if max_cc > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  if redis.call('ZCARD', KEYS[4]) >= max_cc then
+    local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+    return {math.max(50, math.min(1000, tonumber(first[2]) - now)), 0}
+  end
+end
+if window > 0 then
+  if redis.call('EXISTS', KEYS[3]) == 1 then window = window * tonumber(ARGV[7]) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[1]) >= requests then
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return {math.max(1, tonumber(oldest[2]) + window - now), 0}
+  end
+  redis.call('ZADD', KEYS[1], now, ARGV[8])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window + 1000))
+end
+if max_cc > 0 then
+  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
+  redis.call('PEXPIRE', KEYS[4], math.ceil(tonumber(ARGV[6]) - now + 1000))
+  return {0, 1}
+end
+return {0, 0}
+"""
+
+
+@dataclass(frozen=True)
+class Admission:
+    wait: float  # seconds until it may go; 0: go now
+    lease: str | None = None  # the concurrency slot taken; give it back with `release`
+
+
+def _keys(integration_id: str) -> list[str]:
+    base = _PREFIX + integration_id
+    return [f"{base}:sent", f"{base}:pause", f"{base}:slow", f"{base}:leases"]
+
+
+class Throttle:
+    """The limiter over one Redis connection (arq's pool)."""
+
+    def __init__(self, redis: Any, lease_seconds: float = LEASE_SECONDS):
+        self.redis = redis
+        self.lease_seconds = lease_seconds
+        self._script = redis.register_script(_ADMIT)
+
+    async def admit(self, requests: Sequence[tuple[str, Limits]]) -> list[Admission]:
+        """For each (integration id, limits), in order: may a send go now? One round trip for all."""
+        now_ms = int(time.time() * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            tokens = []
+            for integration_id, limits in requests:
+                token = secrets.token_hex(8)
+                tokens.append(token)
+                window = 0 if limits.requests is None else limits.per_seconds * 1000
+                await self._script(keys=_keys(integration_id), args=[
+                    now_ms, window, limits.requests or 1, limits.max_concurrency or 0, token,
+                    now_ms + int(self.lease_seconds * 1000), 2, token], client=pipe)
+            answers = await pipe.execute()
+        return [Admission(wait=int(wait_ms) / 1000, lease=token if took else None)
+                for (wait_ms, took), token in zip(answers, tokens, strict=True)]
+
+    async def release(self, integration_id: str, lease: str) -> None:
+        await self.redis.zrem(_keys(integration_id)[3], lease)
+
+    async def pause(self, integration_id: str, seconds: float | None) -> None:
+        """After a 429: nothing for `seconds` (Retry-After, else PAUSE_SECONDS), then half the rate a while."""
+        pause = min(max(seconds if seconds is not None else PAUSE_SECONDS, 0.1), MAX_PAUSE_SECONDS)
+        until = int((time.time() + pause) * 1000)
+        _, pause_key, slow_key, _ = _keys(integration_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(pause_key, until, px=int(pause * 1000) + 1000)
+            pipe.set(slow_key, 1, px=int((pause + SLOW_SECONDS) * 1000))
+            await pipe.execute()

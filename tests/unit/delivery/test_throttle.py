@@ -1,0 +1,81 @@
+"""The per-integration limiter on a real Redis: rates, bursts, concurrency leases, pauses after a 429."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from arq.connections import create_pool
+
+from app.delivery.runtime import redis_settings
+from app.delivery.throttle import Limits, Throttle, limits_of, validate_limits
+
+
+@pytest.fixture
+async def throttle(redis_url):
+    redis = await create_pool(redis_settings(redis_url))
+    yield Throttle(redis)
+    await redis.aclose()
+
+
+def fresh() -> str:
+    return f"int_{uuid.uuid4().hex}"
+
+
+async def test_no_window_holds_more_than_the_rate(throttle):
+    integration, limits = fresh(), Limits(requests=2, per_seconds=1.0)
+    answers = await throttle.admit([(integration, limits)] * 4)
+    assert [a.wait == 0 for a in answers] == [True, True, False, False]
+    assert 0.9 < answers[2].wait <= 1.0  # when the first of the two leaves the window
+    # Another integration is not held up by this one.
+    assert (await throttle.admit([(fresh(), limits)]))[0].wait == 0
+
+
+async def test_concurrency_is_a_lease_given_back_or_expiring(throttle):
+    integration, limits = fresh(), Limits(max_concurrency=2)
+    first, second, third = await throttle.admit([(integration, limits)] * 3)
+    assert first.lease and second.lease and third.wait > 0 and third.lease is None
+    await throttle.release(integration, first.lease)
+    assert (await throttle.admit([(integration, limits)]))[0].lease
+
+    short = Throttle(throttle.redis, lease_seconds=0.2)  # a worker that died holding its slot
+    other = fresh()
+    taken = await short.admit([(other, Limits(max_concurrency=1))])
+    assert taken[0].lease
+    await asyncio.sleep(0.3)
+    assert (await short.admit([(other, Limits(max_concurrency=1))]))[0].lease
+
+
+async def test_a_429_pauses_every_send_then_halves_the_rate(throttle):
+    integration = fresh()
+    await throttle.pause(integration, 0.5)
+    [paused] = await throttle.admit([(integration, Limits())])  # even without limits of its own
+    assert 0.3 < paused.wait <= 0.5
+    await asyncio.sleep(0.55)
+    limits = Limits(requests=1, per_seconds=0.2)
+    first, second = await throttle.admit([(integration, limits)] * 2)
+    assert first.wait == 0 and 0.3 < second.wait <= 0.4  # the 0.2 s window doubled while slowed
+
+
+def test_defaults_and_validation():
+    assert limits_of("SLACK", {}) == Limits(requests=1, per_seconds=1.0)
+    assert limits_of("DISCORD", {}).requests == 1
+    assert not limits_of("WEBHOOK", {}).limited
+    assert not limits_of("SLACK", {"rateLimit": None}).limited  # explicitly unlimited
+    assert limits_of("WEBHOOK", {"rateLimit": {"requests": 5, "perSeconds": 2}, "maxConcurrency": 3}) == Limits(
+        5, 2.0, 3)
+    clean, errors = validate_limits({"rateLimit": {"requests": 10, "perSeconds": 1}, "maxConcurrency": 4})
+    assert errors == [] and clean == {"rateLimit": {"requests": 10, "perSeconds": 1}, "maxConcurrency": 4}
+    cases = [
+        ({"rateLimit": {"requests": 0, "perSeconds": 1}}, "config.rateLimit.requests"),
+        ({"rateLimit": {"requests": 1.5}}, "config.rateLimit.requests"),
+        ({"rateLimit": {"requests": 1, "perSeconds": 0}}, "config.rateLimit.perSeconds"),
+        ({"rateLimit": {"requests": 1, "per": 1}}, "config.rateLimit"),
+        ({"rateLimit": "1/s"}, "config.rateLimit"),
+        ({"maxConcurrency": 0}, "config.maxConcurrency"),
+        ({"maxConcurrency": True}, "config.maxConcurrency"),
+    ]
+    for config, field in cases:
+        _, errors = validate_limits(config)
+        assert [e.field for e in errors] == [field], config

@@ -1,0 +1,98 @@
+"""Rate limits, concurrency limits and 429s, through the live server's worker and a local receiver.
+
+Deliveries a limit holds back wait as PENDING, with no attempt recorded, and go out at the limit;
+other integrations are not held up.
+"""
+
+from __future__ import annotations
+
+import time
+
+from app.models import Delivery, DeliveryAttempt
+from tests.worker.helpers import connect_webhook, publish, settled
+
+UPDATE = """mutation($input: IntegrationUpdateInput!) { integrationUpdate(input: $input) {
+  integration { config } errors { field code } } }"""
+
+
+def gaps(received) -> list[float]:
+    times = sorted(r.at for r in received)
+    return [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
+async def test_a_burst_goes_out_at_the_rate_and_other_integrations_are_not_held_up(account, receiver):
+    limited_url = receiver.script("/limited", (200, {}, b"ok"))
+    free_url = receiver.script("/free", (200, {}, b"ok"))
+    limited_id, _ = await connect_webhook(account, limited_url, events=["burst.*"],
+                                          config={"url": limited_url, "rateLimit": {"requests": 2, "perSeconds": 1}})
+    await connect_webhook(account, free_url, events=["burst.*"])
+    started = time.monotonic()
+    published = [await publish(account, "burst.sent", {"n": n}) for n in range(8)]
+    free = await receiver.wait_for("/free", 8, timeout=10)
+    assert max(r.at for r in free) - started < 3  # the unlimited one is not held up
+
+    # Those still waiting for the rate are PENDING with the time they may go, and have no attempt yet.
+    to_limited = [d["id"] for p in published for d in p["deliveries"] if d["integration"]["id"] == limited_id]
+    assert len(to_limited) == 8
+    waiting = await Delivery.filter(id__in=to_limited, status="PENDING", next_attempt_at__isnull=False)
+    assert waiting, "some sends should be waiting for the rate"
+    assert await DeliveryAttempt.filter(delivery_id__in=[d.id for d in waiting]).count() == 0
+
+    limited = await receiver.wait_for("/limited", 8, timeout=20)
+    # 2 at once, then 2 a second: 8 take at least 3 s, and no second has more than 2 (small clock slack).
+    times = sorted(r.at for r in limited)
+    assert times[-1] - times[0] >= 2.5
+    for i in range(len(times) - 2):
+        assert times[i + 2] - times[i] >= 0.9, gaps(limited)
+    ids = [d["id"] for p in published for d in p["deliveries"]]
+    for delivery_id in ids:
+        delivery = await settled(delivery_id)
+        assert delivery.status == "SUCCEEDED" and delivery.attempt_count == 1  # waiting was no failure
+
+
+async def test_max_concurrency_holds_sends_to_that_many_at_once(account, receiver):
+    url = receiver.script("/slow", ("sleep", 0.3, (200, {}, b"ok")))
+    await connect_webhook(account, url, events=["slow.*"], config={"url": url, "maxConcurrency": 1})
+    published = [await publish(account, "slow.sent", {"n": n}) for n in range(5)]
+    await receiver.wait_for("/slow", 5, timeout=20)
+    for p in published:
+        assert (await settled(p["deliveries"][0]["id"])).status == "SUCCEEDED"
+    assert receiver.most_in_flight["/slow"] == 1
+
+
+async def test_a_429_pauses_the_integration_for_its_retry_after(account, receiver):
+    url = receiver.script("/busy", (429, {"Retry-After": "2"}, b"slow down"), (200, {}, b"ok"))
+    await connect_webhook(account, url, events=["busy.*"])
+    first = await publish(account, "busy.first")
+    [refused] = await receiver.wait_for("/busy", 1, timeout=10)
+    second = await publish(account, "busy.second")
+    received = await receiver.wait_for("/busy", 3, timeout=15)
+    # Nothing went to it during the 2 s pause: neither the retry nor the new event.
+    assert all(r.at - refused.at >= 1.9 for r in received[1:]), gaps(received)
+    for p in (first, second):
+        assert (await settled(p["deliveries"][0]["id"])).status == "SUCCEEDED"
+
+
+async def test_limits_are_checked_and_slack_defaults_to_one_a_second(account, receiver):
+    url = receiver.script("/checked", (200, {}, b"ok"))
+    integration_id, _ = await connect_webhook(account, url)
+    refused = await account.gql(UPDATE, {"input": {"id": integration_id, "config": {
+        "rateLimit": {"requests": 0, "perSeconds": 1}, "maxConcurrency": 0}}})
+    assert {(e["field"], e["code"]) for e in refused["integrationUpdate"]["errors"]} == {
+        ("config.rateLimit.requests", "OUT_OF_RANGE"), ("config.maxConcurrency", "OUT_OF_RANGE")}
+    saved = await account.gql(UPDATE, {"input": {"id": integration_id, "config": {
+        "rateLimit": {"requests": 30, "perSeconds": 60}, "maxConcurrency": 2}}})
+    config = saved["integrationUpdate"]["integration"]["config"]
+    assert config["rateLimit"] == {"requests": 30, "perSeconds": 60} and config["maxConcurrency"] == 2
+
+    slack = receiver.script("/slack-burst", (200, {}, b"ok"))
+    made = await account.gql("""mutation($input: IntegrationConnectInput!) { integrationConnect(input: $input) {
+      integration { id } errors { field code } } }""", {"input": {
+        "workspace": account.slug, "type": "SLACK", "name": "team", "config": {"url": slack},
+        "events": ["chat.*"]}})
+    assert made["integrationConnect"]["errors"] == []
+    for n in range(3):
+        await publish(account, "chat.message", {"n": n})
+    received = await receiver.wait_for("/slack-burst", 3, timeout=15)
+    times = sorted(r.at for r in received)
+    assert times[2] - times[0] >= 1.8, gaps(received)
