@@ -1,15 +1,19 @@
-// Picking event filters: the workspace's known event types as checkboxes, "all events", and free patterns
-// (exact names, "*", prefix wildcards like "session.*").
+// Picking event filters: the workspace's event catalog (registered types with their descriptions, types seen
+// in its events, Hookyard's own) as checkboxes, "all events", and free patterns (exact names, "*", prefix
+// wildcards like "session.*"). Deprecated types are marked and listed after the others.
 
 import { el, field, splitList, uid } from "./dom.js";
 
-export const Q_EVENT_TYPES = `query($slug: String!) { eventTypes(workspace: $slug) { name system lastSeenAt } }`;
+export const Q_EVENT_TYPES = `query($slug: String!) { eventTypes(workspace: $slug) {
+  name system lastSeenAt registered description deprecated deprecationReason } }`;
 
-/** Loads the event type names of a workspace (system ones last); [] when they cannot be read. */
+const rank = (t) => (t.system ? 2 : t.deprecated ? 1 : 0);
+
+/** Loads the event types of a workspace (deprecated, then system ones last); [] when they cannot be read. */
 export async function loadEventTypes(client, workspace) {
   try {
     const data = await client.request(Q_EVENT_TYPES, { slug: workspace });
-    return [...data.eventTypes].sort((a, b) => Number(a.system) - Number(b.system) || a.name.localeCompare(b.name));
+    return [...data.eventTypes].sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
   } catch {
     return [];
   }
@@ -17,7 +21,8 @@ export async function loadEventTypes(client, workspace) {
 
 /**
  * A fieldset to choose event filters. `value()` returns the list to send (["*"] for all events).
- * @param {{eventTypes: {name: string, system: boolean}[], selected?: string[], testid?: string, legend?: string}} o
+ * @param {{eventTypes: {name: string, system: boolean, description?: string|null, deprecated?: boolean,
+ *   deprecationReason?: string|null}[], selected?: string[], testid?: string, legend?: string}} o
  */
 export function eventPicker({ eventTypes = [], selected = ["*"], testid = "events", legend = "Events" } = {}) {
   const chosen = new Set(selected);
@@ -27,8 +32,7 @@ export function eventPicker({ eventTypes = [], selected = ["*"], testid = "event
   const known = new Set(eventTypes.map((t) => t.name));
   const custom = el("input", { type: "text", spellcheck: "false", placeholder: "session.*, order.paid",
     value: selected.filter((s) => s !== "*" && !known.has(s)).join(", "), "data-testid": `${testid}-custom` });
-  const list = el("div", { class: "checks" }, ...boxes.map((box, i) => el("label", { for: box.id, class: "check" }, box,
-    el("span", { text: eventTypes[i].name }), eventTypes[i].system ? el("small", { class: "muted", text: " system" }) : null)));
+  const list = el("div", { class: "checks" }, ...boxes.map((box, i) => typeLabel(box, eventTypes[i])));
   const sync = () => {
     for (const box of boxes) box.disabled = all.checked;
     custom.disabled = all.checked;
@@ -38,7 +42,8 @@ export function eventPicker({ eventTypes = [], selected = ["*"], testid = "event
   const fieldset = el("fieldset", { class: "events", "data-testid": testid },
     el("legend", { text: legend }),
     el("label", { for: all.id, class: "check" }, all, el("span", { text: "All events" })),
-    boxes.length ? list : el("p", { class: "muted small", text: "No events have been published in this workspace yet." }),
+    boxes.length ? list : el("p", { class: "muted small", text: "No event types are registered or published in this "
+      + "workspace yet." }),
     field("Other events or patterns", custom, { hint: "comma separated; a trailing * matches a prefix" }));
   return {
     element: fieldset,
@@ -49,4 +54,17 @@ export function eventPicker({ eventTypes = [], selected = ["*"], testid = "event
     /** Where the server's `events.N` errors point. */
     focusTarget: custom,
   };
+}
+
+/** A checkbox's label: the name, its marks, and what the catalog says it means (in full as a tooltip). */
+function typeLabel(box, t) {
+  const deprecated = t.deprecated ? `deprecated${t.deprecationReason ? `: ${t.deprecationReason}` : ""}` : "";
+  const short = t.description && t.description.length > 80 ? `${t.description.slice(0, 79)}…` : t.description;
+  return el("label", { for: box.id, class: t.deprecated ? "check deprecated" : "check",
+    title: [t.description, deprecated].filter(Boolean).join(" — ") || null,
+    "data-deprecated": t.deprecated ? "true" : null },
+  box, el("span", { text: t.name }),
+  t.system ? el("small", { class: "muted", text: " system" }) : null,
+  t.deprecated ? el("small", { class: "muted", text: " deprecated" }) : null,
+  short ? el("small", { class: "muted", text: ` — ${short}` }) : null);
 }
