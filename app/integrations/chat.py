@@ -12,6 +12,7 @@ from app.config import Settings
 from app.core.errors import CommonErrorCode, FieldError, IntegrationErrorCode
 from app.core.http import USER_AGENT, OutgoingRequest, mask_url
 from app.integrations.base import DeliveryContext, IntegrationKind, Validated, is_masked
+from app.integrations.templates import TEMPLATE_KEY, output_for
 from app.integrations.urls import validate_target_url
 
 ELLIPSIS = "…"
@@ -25,11 +26,14 @@ class ChatWebhookKind(IntegrationKind):
     """
 
     url_is_secret = True
+    supports_template = True  # a string output is the message text, an object the whole message
 
     def validate(self, config, secrets, *, existing_secrets, settings: Settings) -> Validated:
         return validate_url_only(config, secrets, settings, existing_secrets)
 
     def build_request(self, ctx: DeliveryContext) -> OutgoingRequest:
+        if ctx.config.get(TEMPLATE_KEY) is not None:
+            return json_post(webhook_url(ctx), output_for(self, ctx))
         return json_post(webhook_url(ctx), self.build_message(ctx))
 
     def build_message(self, ctx: DeliveryContext) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import orjson
 from app.core.retry import retry_after
 from app.integrations.base import ConfigField, DeliveryContext, Outcome
 from app.integrations.chat import ELLIPSIS, ChatWebhookKind, flat_fields, payload_title, payload_url
+from app.integrations.templates import TemplateFailed, type_name
 
 CONTENT_LIMIT = 2000
 TITLE_LIMIT = 256
@@ -63,6 +64,16 @@ class DiscordKind(ChatWebhookKind):
 
     def build_message(self, ctx: DeliveryContext) -> dict[str, Any]:
         return message(ctx)
+
+    def body_from_template(self, output: Any) -> Any:
+        """A string is the message `content`; an object is the whole message. Mentions stay off unless the
+        object sets `allowed_mentions` itself."""
+        if isinstance(output, str):
+            return {"content": cut(output, CONTENT_LIMIT), "allowed_mentions": {"parse": []}}
+        if isinstance(output, dict):
+            return {"allowed_mentions": {"parse": []}, **output}
+        raise TemplateFailed(f"a Discord template must answer a string (the message content) or an object (the "
+                             f"message), not {type_name(output)}")
 
     def read_response(self, status: int, headers: dict[str, str], body: bytes) -> Outcome:
         if 200 <= status < 300:

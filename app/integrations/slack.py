@@ -7,6 +7,7 @@ from typing import Any
 from app.core.retry import retry_after
 from app.integrations.base import ConfigField, DeliveryContext, Outcome
 from app.integrations.chat import ELLIPSIS, ChatWebhookKind, flat_fields, payload_title, payload_url, truncate
+from app.integrations.templates import TemplateFailed, type_name
 
 TEXT_LIMIT = 3000
 HEADER_LIMIT = 150
@@ -14,6 +15,7 @@ FIELD_LIMIT = 2000
 MAX_FIELDS = 10
 BUTTON_TEXT = "Open"
 URL_LIMIT = 3000
+MESSAGE_TEXT_LIMIT = 40000  # Slack cuts a message's `text` longer than this
 
 
 class SlackKind(ChatWebhookKind):
@@ -27,6 +29,16 @@ class SlackKind(ChatWebhookKind):
 
     def build_message(self, ctx: DeliveryContext) -> dict[str, Any]:
         return message(ctx)
+
+    def body_from_template(self, output: Any) -> Any:
+        """A string is the message text, escaped (no <!channel> pings from the payload); an object is the
+        whole message (`text`, `blocks`), sent as it is."""
+        if isinstance(output, str):
+            return {"text": escaped(output, MESSAGE_TEXT_LIMIT)}
+        if isinstance(output, dict):
+            return output
+        raise TemplateFailed(f"a Slack template must answer a string (the message text) or an object (the "
+                             f"message), not {type_name(output)}")
 
     def read_response(self, status: int, headers: dict[str, str], body: bytes) -> Outcome:
         if 200 <= status < 300:

@@ -18,6 +18,7 @@ from app.integrations.base import (
     Validated,
     validate_headers,
 )
+from app.integrations.templates import TEMPLATE_KEY, TemplateFailed, output_for, type_name
 from app.integrations.urls import validate_target_url
 
 BLOCKED_HEADERS = frozenset(
@@ -67,6 +68,7 @@ class WebhookKind(IntegrationKind):
     type = "WEBHOOK"
     label = "Webhook"
     auth = "signing_secret"
+    supports_template = True
     config_fields = (
         ConfigField("url", "Endpoint URL", "url", required=True, description="HTTPS URL that receives POSTs"),
         ConfigField("verify_ssl", "Verify TLS certificate", "boolean", description="default true"),
@@ -116,14 +118,23 @@ class WebhookKind(IntegrationKind):
         clean["header_names"] = sorted((new_secrets.get("headers") or {}).keys())
         return Validated(config=clean, secrets=new_secrets, errors=errors, generated_secret=generated)
 
+    def body_from_template(self, output: Any) -> Any:
+        if not isinstance(output, dict | list):
+            raise TemplateFailed(f"a webhook template must answer a JSON object or array, not {type_name(output)}")
+        return output
+
     def build_request(self, ctx: DeliveryContext) -> OutgoingRequest:
-        body: dict[str, Any] = {
-            "type": ctx.event_type,
-            "timestamp": ctx.timestamp.isoformat().replace("+00:00", "Z"),
-            "data": ctx.payload,
-        }
-        if ctx.is_test:
-            body["test"] = True
+        body: Any
+        if ctx.config.get(TEMPLATE_KEY) is not None:
+            body = output_for(self, ctx)  # signed like the built-in body: the signature covers what is sent
+        else:
+            body = {
+                "type": ctx.event_type,
+                "timestamp": ctx.timestamp.isoformat().replace("+00:00", "Z"),
+                "data": ctx.payload,
+            }
+            if ctx.is_test:
+                body["test"] = True
         raw = orjson.dumps(body)
         custom = dict(ctx.secrets.get("headers") or {})
         headers = {
