@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+from yarl import URL
 
 from app.config import IPNetwork, Settings
+from app.core import tracing
 from app.core.ssrf import SSRFError, check_literal_host, make_connector
 
 MAX_RESPONSE_BODY = 64 * 1024
@@ -29,6 +31,27 @@ def mask_url(url: str) -> str:
     head, _, last = parts.path.rpartition("/")
     path = f"{head}/{MASK}{last[-4:] if len(last) >= 16 else ''}" if last else parts.path
     return urlunsplit((parts.scheme, parts.netloc, path, MASK if parts.query else "", ""))
+
+
+def hide_password(url: str | None) -> str | None:
+    """`url` (a database or Redis URL) with the password of its user part, and any `password=` or
+    `secret` query value, masked: what is left says which server and user it is."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK  # unparseable: nothing of it can be shown safely
+    netloc = parts.netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{host}" if colon else netloc
+    query = "&".join(
+        f"{key}={MASK}" if sep and any(w in key.lower() for w in ("password", "secret", "token")) else f"{key}{sep}{v}"
+        for key, sep, v in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @dataclass
@@ -53,12 +76,21 @@ class OutgoingRequest:
 
 
 def open_session(settings: Settings, *, limit: int = 100) -> aiohttp.ClientSession:
-    """The one shared client session of a process: guarded DNS, no proxies from the environment."""
+    """The one shared client session of a process: guarded DNS, no proxies from the environment; with
+    HOOKYARD_EGRESS_PROXY, every request goes through that proxy (its targets still guarded)."""
+    proxy = URL(settings.egress_proxy) if settings.egress_proxy else None
     return aiohttp.ClientSession(
-        connector=make_connector(settings.allowed_networks, limit=max(limit, 100), limit_per_host=100),
+        connector=make_connector(settings.allowed_networks, limit=max(limit, 100), limit_per_host=100,
+                                 egress_proxy=proxy),
         trust_env=False,
         auto_decompress=True,
+        proxy=proxy,  # its user:password, if any, is sent as Proxy-Authorization (Basic)
     )
+
+
+def egress_proxy(session: aiohttp.ClientSession | None) -> URL | None:
+    """The proxy a session from `open_session` sends through, without its user part."""
+    return getattr(getattr(session, "connector", None), "egress_proxy", None)
 
 
 @dataclass
@@ -114,6 +146,10 @@ def describe_error(exc: BaseException, timeout: float) -> str:
     inner = getattr(exc, "os_error", None)
     if isinstance(inner, SSRFError):
         return f"blocked: {inner}"
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return f"egress proxy refused: {exc.status} {exc.message}"
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return f"egress proxy unreachable: {exc}"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return f"DNS lookup failed: {exc}"
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -135,6 +171,32 @@ class HttpExchange:
         self.records: list[Recorded] = []
 
     async def send(self, request: OutgoingRequest) -> tuple[int, dict[str, str], bytes]:
+        if not tracing.enabled():
+            return await self._send(request, request.headers)
+        return await self._traced_send(request)
+
+    async def _traced_send(self, request: OutgoingRequest) -> tuple[int, dict[str, str], bytes]:
+        """A CLIENT span around the request, which carries its `traceparent` (not in the delivery log,
+        nor in any signature: Standard Webhooks signs the id, timestamp and body)."""
+        attributes = {"http.request.method": request.method, "url.full": request.log_url}
+        try:
+            parts = urlsplit(request.url)
+            attributes.update({"server.address": parts.hostname, "server.port": parts.port})
+        except ValueError:  # refused by the SSRF guard, recorded as such
+            pass
+        with tracing.span(request.method, kind="client", attributes=attributes, record_exception=False) as span:
+            try:
+                status, headers, body = await self._send(request, tracing.with_traceparent(request.headers))
+            except BaseException as exc:
+                error = self.records[-1].error if self.records else None
+                tracing.set_error(span, error, type(exc).__qualname__)
+                raise
+            tracing.set_attributes(span, {"http.response.status_code": status})
+            if status >= 400:
+                tracing.set_error(span, None, str(status))
+            return status, headers, body
+
+    async def _send(self, request: OutgoingRequest, headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
         rec = Recorded(request=request)
         self.records.append(rec)
         started = time.perf_counter()
@@ -144,11 +206,16 @@ class HttpExchange:
                 request.method,
                 request.url,
                 data=request.body,
-                headers=request.headers,
+                headers=headers,
                 allow_redirects=False,
                 ssl=None if request.verify_ssl else False,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
             ) as response:
+                if response.status == 407 and egress_proxy(self.session) is not None:
+                    # A plain-http request goes to the proxy as is: its refusal comes back as the answer.
+                    raise aiohttp.ClientHttpProxyError(response.request_info, response.history, status=407,
+                                                       message=response.reason or "Proxy Authentication Required",
+                                                       headers=response.headers)
                 rec.status = response.status
                 rec.headers = {str(k): v for k, v in response.headers.items()}
                 body, rec.truncated = await _read_capped(response)

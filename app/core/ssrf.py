@@ -4,16 +4,27 @@ Hostnames are checked in :class:`GuardedResolver`, so the address checked is the
 address connected to (no DNS-rebinding window). aiohttp skips the resolver for
 IP-literal hosts, so those are checked by :func:`check_target_url` at config time
 and :func:`check_literal_host` right before each send.
+
+With an egress proxy, aiohttp resolves only the proxy's name (exempt from the guard: it is
+the operator's own, typically on a private network), and the proxy resolves the target's.
+:class:`GuardedConnector` then checks each request's target itself before it is sent: every
+address the name resolves to must be allowed, since the proxy may pick any of them. The
+proxy resolves the name again, so it should enforce its own policy too.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.client_reqrep import ClientRequest
+from aiohttp.connector import Connection
+from aiohttp.tracing import Trace
 from yarl import URL
 
 from app.config import IPNetwork
@@ -201,9 +212,12 @@ def check_literal_host(url: str, allowed: Sequence[IPNetwork]) -> None:
 class GuardedResolver(AbstractResolver):
     """Resolve with aiohttp's ThreadedResolver, then drop forbidden addresses."""
 
-    def __init__(self, allowed: Sequence[IPNetwork] = (), inner: AbstractResolver | None = None) -> None:
+    def __init__(self, allowed: Sequence[IPNetwork] = (), inner: AbstractResolver | None = None, *,
+                 exempt_hosts: Iterable[str] = ()) -> None:
         self._allowed = tuple(allowed)
         self._inner = inner
+        # The egress proxy's name: connected to whatever it resolves to.
+        self._exempt = frozenset(_host_key(host) for host in exempt_hosts)
 
     def _resolver(self) -> AbstractResolver:
         # ThreadedResolver needs a running loop, so create it on first use.
@@ -215,6 +229,8 @@ class GuardedResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._resolver().resolve(host, port, family)
+        if _host_key(host) in self._exempt:
+            return results
         kept: list[ResolveResult] = []
         refused: list[str] = []
         for result in results:
@@ -228,9 +244,63 @@ class GuardedResolver(AbstractResolver):
             raise SSRFError(f"refusing to connect to {host} ({detail})")
         return kept
 
+    async def check_all(self, host: str, port: int) -> None:
+        """Raise SSRFError unless every address `host` resolves to is allowed (a proxied target: the
+        proxy picks among them, so one forbidden answer refuses the name). Never exempt."""
+        results = await self._resolver().resolve(host, port, socket.AF_UNSPEC)
+        refused = [f"{r['host']}: {reason}" for r in results
+                   if (reason := forbidden_reason(r["host"], self._allowed)) is not None]
+        if refused or not results:
+            raise SSRFError(f"refusing to connect to {host} ({'; '.join(dict.fromkeys(refused)) or 'no addresses'})")
+
     async def close(self) -> None:
         if self._inner is not None:
             await self._inner.close()
+
+
+def _host_key(host: str) -> str:
+    return host.rstrip(".").lower()
+
+
+class GuardedConnector(aiohttp.TCPConnector):
+    """A TCPConnector whose DNS answers pass through :class:`GuardedResolver`; requests sent through a
+    proxy have their target checked here, before the connection (or a pooled one) is used."""
+
+    MAX_CHECKED = 4096  # target names remembered as allowed, each for ttl_dns_cache seconds
+
+    def __init__(self, allowed: Sequence[IPNetwork], *, egress_proxy: URL | None = None,
+                 ttl_dns_cache: int | None = 10, **kwargs: Any) -> None:
+        # The proxy requests go through (the session's default), without its user part.
+        self.egress_proxy = egress_proxy.with_user(None) if egress_proxy is not None else None
+        self._allowed = tuple(allowed)
+        exempt = (egress_proxy.raw_host,) if egress_proxy is not None and egress_proxy.raw_host else ()
+        self._guard = GuardedResolver(allowed, exempt_hosts=exempt)
+        self._check_ttl = float(ttl_dns_cache or 0)
+        self._checked: dict[tuple[str, int], float] = {}
+        super().__init__(resolver=self._guard, ttl_dns_cache=ttl_dns_cache, **kwargs)
+
+    async def connect(self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout) -> Connection:
+        if req.proxy is not None:
+            try:
+                await self._check_target(req.url.raw_host or "", req.url.port or 0)
+            except OSError as exc:  # refused (SSRFError) or the name does not resolve: as without a proxy
+                raise aiohttp.ClientConnectorDNSError(req.connection_key, exc) from exc
+        return await super().connect(req, traces, timeout)
+
+    async def _check_target(self, host: str, port: int) -> None:
+        if _looks_like_ip(host):
+            reason = _literal_reason(host, self._allowed)
+            if reason is not None:
+                raise _refusal(host, reason)
+            return
+        key, now = (_host_key(host), port), time.monotonic()
+        if self._checked.get(key, 0.0) > now:
+            return
+        await self._guard.check_all(host, port)
+        if self._check_ttl > 0:
+            if len(self._checked) >= self.MAX_CHECKED:
+                self._checked.clear()
+            self._checked[key] = now + self._check_ttl
 
 
 def make_connector(
@@ -239,10 +309,13 @@ def make_connector(
     limit: int = 1000,
     limit_per_host: int = 100,
     ttl_dns_cache: int | None = 10,
-) -> aiohttp.TCPConnector:
-    """A TCPConnector whose DNS answers pass through :class:`GuardedResolver`."""
-    return aiohttp.TCPConnector(
-        resolver=GuardedResolver(allowed),
+    egress_proxy: URL | None = None,
+) -> GuardedConnector:
+    """A connector whose DNS answers pass through :class:`GuardedResolver` and which checks the
+    targets of proxied requests; `egress_proxy` (its host is exempt from the guard) is the proxy."""
+    return GuardedConnector(
+        allowed,
+        egress_proxy=egress_proxy,
         limit=limit,
         limit_per_host=limit_per_host,
         ttl_dns_cache=ttl_dns_cache,

@@ -30,7 +30,7 @@ MIN_SECRET_CHARS = 6
 _TIMEOUT_PREFIXES = ("timed out",)
 _BLOCKED_PREFIXES = ("blocked:",)
 _CONNECTION_PREFIXES = (
-    "dns lookup failed", "connection failed", "the server closed the connection",
+    "dns lookup failed", "connection failed", "the server closed the connection", "egress proxy",
     "serverdisconnectederror", "clientconnectionerror", "clientoserror", "clientconnectorerror",
     "serverconnectionerror", "connectionreseterror", "connectionrefusederror", "connectionerror",
 )
