@@ -3,7 +3,8 @@ the jobs are queued (and PENDING announced) in one Redis round trip once it comm
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,8 +13,9 @@ from redis.exceptions import RedisError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from app.core import tracing
 from app.core.errors import CommonErrorCode, FieldError
-from app.delivery import filters, logic, updates
+from app.delivery import event_schemas, filters, logic, metrics, ordering, updates
 from app.delivery.health import SystemEvent
 from app.delivery.queue import QueuedSend, add_sends
 from app.delivery.runtime import Runtime
@@ -31,8 +33,9 @@ from app.models import (
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_IDEMPOTENCY_KEY = 200
-# What choosing recipients reads; not the config, secrets and names every publish would decode.
-RECIPIENT_FIELDS = ("id", "events", "scope", "status")
+# What choosing recipients reads; not the secrets and names every publish would decode (the config for
+# the ordering lane).
+RECIPIENT_FIELDS = ("id", "type", "events", "scope", "status", "config")
 
 
 @dataclass
@@ -41,6 +44,17 @@ class Published:
     deliveries: list[Delivery] = field(default_factory=list)
     errors: list[FieldError] = field(default_factory=list)
     created: bool = False
+
+
+@dataclass(frozen=True)
+class EventInput:
+    """An event to publish, unchecked. `path` prefixes the fields of its errors (`events.3.`)."""
+
+    type: Any
+    payload: Any
+    form_slug: str | None = None
+    idempotency_key: Any = None
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,31 +88,70 @@ def _encodable(payload: Any) -> bool:
     return True
 
 
+def recipient_for(integration: Integration, event: Event, attachment: FormIntegration | None) -> Recipient | None:
+    """The integration as a recipient of `event`, were it published now; None when it would not get it.
+    `attachment` is the integration's (enabled) attachment to the event's form, if any."""
+    if not filters.matches(integration.events, event.type):
+        return None
+    return _admitted(integration, event.type, event.payload, attachment)
+
+
+def _admitted(integration: Integration, event_type: str, payload: Any,
+              attachment: FormIntegration | None) -> Recipient | None:
+    """The scope step, for an integration whose own filter matches the type."""
+    if integration.scope == IntegrationScope.WORKSPACE:
+        return Recipient(integration, None)
+    if attachment and filters.matches(attachment.events, event_type) and logic.evaluate(attachment.logic, payload):
+        return Recipient(integration, attachment)
+    return None
+
+
+@dataclass
+class Audience:
+    """Who may hear a publish: the workspace's enabled integrations whose filter matches one of its types,
+    and their enabled attachments to its forms. Loaded once (`load_audience`, two queries at most) and
+    matched in memory per event (`recipients`), however many events the publish has."""
+
+    integrations: list[Integration]
+    attachments: dict[tuple[str, str], FormIntegration]  # (form id, integration id) -> attachment
+    _by_type: dict[str, list[Integration]] = field(default_factory=dict)
+
+    def recipients(self, event_type: str, form_id: str | None, payload: Any) -> list[Recipient]:
+        """Every integration whose filter matches and whose scope lets the event in."""
+        matching = self._by_type.get(event_type)
+        if matching is None:
+            matching = self._by_type[event_type] = [i for i in self.integrations
+                                                    if filters.matches(i.events, event_type)]
+        out = []
+        for integration in matching:
+            attachment = self.attachments.get((form_id, integration.id)) if form_id is not None else None
+            if (recipient := _admitted(integration, event_type, payload, attachment)) is not None:
+                out.append(recipient)
+        return out
+
+
+async def load_audience(workspace_id: str, event_types: Collection[str], form_ids: Collection[str],
+                        exclude_integration_id: str | None = None) -> Audience:
+    integrations = [
+        i for i in await Integration.filter(workspace_id=workspace_id, enabled=True).only(*RECIPIENT_FIELDS)
+        if i.id != exclude_integration_id and any(filters.matches(i.events, t) for t in event_types)
+    ]
+    scoped = [i.id for i in integrations if i.scope == IntegrationScope.FORMS]
+    attachments: dict[tuple[str, str], FormIntegration] = {}
+    if scoped and form_ids:
+        for att in await FormIntegration.filter(form_id__in=list(form_ids), integration_id__in=scoped, enabled=True):
+            attachments[(att.form_id, att.integration_id)] = att
+    return Audience(integrations, attachments)
+
+
 async def recipients(workspace_id: str, event_type: str, form: Form | None, payload: Any,
                      exclude_integration_id: str | None = None) -> list[Recipient]:
     """Every enabled integration whose filter matches and whose scope lets the event in."""
-    candidates = [
-        i for i in await Integration.filter(workspace_id=workspace_id, enabled=True).only(*RECIPIENT_FIELDS)
-        if i.id != exclude_integration_id and filters.matches(i.events, event_type)
-    ]
-    scoped = [i for i in candidates if i.scope == IntegrationScope.FORMS]
-    attachments: dict[str, FormIntegration] = {}
-    if scoped and form is not None:
-        for att in await FormIntegration.filter(form_id=form.id, integration_id__in=[i.id for i in scoped],
-                                                enabled=True):
-            attachments[att.integration_id] = att
-    out = []
-    for integration in candidates:
-        if integration.scope == IntegrationScope.WORKSPACE:
-            out.append(Recipient(integration, None))
-            continue
-        att = attachments.get(integration.id)
-        if att and filters.matches(att.events, event_type) and logic.evaluate(att.logic, payload):
-            out.append(Recipient(integration, att))
-    return out
+    audience = await load_audience(workspace_id, (event_type,), (form.id,) if form else (), exclude_integration_id)
+    return audience.recipients(event_type, form.id if form else None, payload)
 
 
-def _new_delivery(event: Event, recipient: Recipient, now: datetime) -> Delivery:
+def new_delivery(event: Event, recipient: Recipient, now: datetime) -> Delivery:
     held = recipient.integration.status in HOLDING_STATUSES
     return Delivery(
         workspace_id=event.workspace_id,
@@ -107,6 +160,7 @@ def _new_delivery(event: Event, recipient: Recipient, now: datetime) -> Delivery
         form_id=event.form_id,
         attachment_id=recipient.attachment.id if recipient.attachment else None,
         event_type=event.type,
+        ordering_key=ordering.lane_of(recipient.integration.config, event.payload),
         status=DeliveryStatus.HELD if held else DeliveryStatus.PENDING,
         next_attempt_at=None if held else now,
         created_at=now,
@@ -126,32 +180,107 @@ async def publish_event(
 ) -> Published:
     """Writes the event and a delivery per recipient in the unit's transaction; the jobs are queued,
     and the PENDING updates announced, once it commits."""
-    errors = validate_event(type_name, payload, idempotency_key)
-    form = None
-    if form_slug is not None:
-        if len(form_slug) <= 64:  # no longer slug exists, and tortoise refuses to compare one with the column
-            form = await Form.get_or_none(workspace_id=workspace_id, slug=form_slug)
-        if form is None:
-            errors.append(FieldError("formSlug", f"no form {form_slug!r} in this workspace", CommonErrorCode.NOT_FOUND))
-    if errors:
-        return Published(event=None, errors=errors)
-    if idempotency_key and (existing := await _existing(workspace_id, idempotency_key)):
-        return existing
+    published = await publish_events(unit, workspace_id, [EventInput(type_name, payload, form_slug, idempotency_key)],
+                                     exclude_integration_id=exclude_integration_id)
+    return published[0]
 
-    targets = await recipients(workspace_id, type_name, form, payload, exclude_integration_id)
-    now = datetime.now(UTC)
-    if idempotency_key:
-        try:
-            async with in_transaction():  # a savepoint: losing the race to the same key is not an error
-                event, deliveries = await _write(workspace_id, form, type_name, payload, idempotency_key, targets, now)
-        except IntegrityError:
-            if existing := await _existing(workspace_id, idempotency_key):
-                return existing
-            raise
-    else:
-        event, deliveries = await _write(workspace_id, form, type_name, payload, None, targets, now)
-    unit.after_commit(lambda: queue_new(deliveries, unit.runtime, form_slug))
-    return Published(event=event, deliveries=deliveries, created=True)
+
+@dataclass
+class _Planned:
+    """An event of a publish that passed every check: what `_write` inserts."""
+
+    index: int
+    event: Event
+    recipients: list[Recipient]
+    deliveries: list[Delivery] = field(default_factory=list)
+    checked: event_schemas.Checked | None = None
+
+
+async def publish_events(unit: Unit, workspace_id: str, items: Sequence[EventInput], *,
+                         exclude_integration_id: str | None = None) -> list[Published]:
+    """Publishes several events in the unit's transaction: one `Published` per item, in order. An item
+    with errors (its fields prefixed with its `path`) is not published; the others are.
+
+    Whatever the number of items: one query for their forms, one for the idempotency keys seen before
+    (and one for those events' deliveries), the catalog check per item (cached per type), one load of
+    the recipients matched in memory, one insert of the events and one of their deliveries (in a
+    savepoint when keys are involved: if a concurrent publish took a key meanwhile, the items are
+    written one savepoint each and the loser answers the winner's event), and, once the unit commits,
+    one Redis round trip for every job and PENDING update."""
+    results: list[Published | None] = [None] * len(items)
+    errors: list[list[FieldError]] = [
+        [_at(item.path, e) for e in validate_event(item.type, item.payload, item.idempotency_key)] for item in items
+    ]
+    slugs = {item.form_slug for item in items if item.form_slug is not None}
+    # No longer slug exists, and tortoise refuses to compare one with the column.
+    wanted = [slug for slug in slugs if len(slug) <= 64]
+    forms = {f.slug: f for f in await Form.filter(workspace_id=workspace_id, slug__in=wanted)} if wanted else {}
+    for item, found in zip(items, errors, strict=True):
+        if item.form_slug is not None and item.form_slug not in forms:
+            found.append(FieldError(item.path + "formSlug", f"no form {item.form_slug!r} in this workspace",
+                                    CommonErrorCode.NOT_FOUND))
+    keys = {item.idempotency_key for item, found in zip(items, errors, strict=True)
+            if item.idempotency_key and not found}
+    existing = await _existing_many(workspace_id, keys) if keys else {}
+
+    planned: list[_Planned] = []
+    pending: dict[str, int] = {}  # idempotency key -> index of the item of this publish that creates its event
+    duplicates: list[tuple[int, int]] = []  # (item, the earlier item with its key)
+    for index, (item, found) in enumerate(zip(items, errors, strict=True)):
+        key = item.idempotency_key
+        if found:
+            results[index] = Published(event=None, errors=found)
+        elif key and key in existing:
+            results[index] = existing[key]
+        elif key and key in pending:
+            duplicates.append((index, pending[key]))
+        else:
+            # The event catalog's schema for the type, if any: STRICT refuses a mismatch, LENIENT records it.
+            checked = await event_schemas.check_payload(workspace_id, item.type, item.payload)
+            if checked is not None and checked.refused:
+                results[index] = Published(event=None, errors=[_at(item.path, e) for e in checked.errors()])
+                continue
+            form = forms.get(item.form_slug) if item.form_slug is not None else None
+            event = Event(workspace_id=workspace_id, form=form, type=item.type, payload=item.payload,
+                          idempotency_key=key or None,
+                          schema_errors=checked.recorded() if checked is not None else None)
+            planned.append(_Planned(index, event, [], checked=checked))
+            if key:
+                pending[key] = index
+
+    if planned:
+        audience = await load_audience(workspace_id, {p.event.type for p in planned},
+                                       {p.event.form_id for p in planned if p.event.form_id},
+                                       exclude_integration_id)
+        now = datetime.now(UTC)
+        for plan in planned:
+            plan.event.created_at = now
+            plan.recipients = audience.recipients(plan.event.type, plan.event.form_id, plan.event.payload)
+            plan.deliveries = [new_delivery(plan.event, r, now) for r in plan.recipients]
+        written = await _write(workspace_id, planned)
+        for plan in planned:
+            results[plan.index] = written.get(plan.index) or Published(event=plan.event, deliveries=plan.deliveries,
+                                                                       created=True)
+    for index, first in duplicates:  # the same key twice in one publish: the later ones answer the first's event
+        earlier = results[first]
+        results[index] = Published(event=earlier.event, deliveries=earlier.deliveries, created=False)
+
+    created = [p for p in planned if results[p.index].created]
+    for plan in created:
+        if plan.event.schema_errors:
+            event_schemas.log_recorded(workspace_id, plan.event.id, plan.event.type, plan.checked)
+    deliveries = [d for p in created for d in p.deliveries]
+    if deliveries or created:
+        kinds = {r.integration.id: r.integration.type for p in created for r in p.recipients}
+        form_slugs = {f.id: f.slug for f in forms.values()}
+        trace = tracing.traceparent()  # the publish's span: the jobs' spans join its trace
+        runtime = unit.runtime
+        unit.after_commit(lambda: queue_new(deliveries, runtime, None, kinds, trace, form_slugs=form_slugs))
+    return results  # type: ignore[return-value]  # every index is filled
+
+
+def _at(path: str, error: FieldError) -> FieldError:
+    return replace(error, field=path + error.field) if path and error.field is not None else error
 
 
 async def publish_system_events(unit: Unit, events: list[SystemEvent]) -> None:
@@ -165,18 +294,49 @@ async def publish_system_events(unit: Unit, events: list[SystemEvent]) -> None:
                             exclude_integration_id=event.exclude_integration_id)
 
 
-async def _write(workspace_id: str, form: Form | None, type_name: str, payload: Any, idempotency_key: str | None,
-                 targets: list[Recipient], now: datetime) -> tuple[Event, list[Delivery]]:
-    event = await Event.create(workspace_id=workspace_id, form=form, type=type_name, payload=payload,
-                               idempotency_key=idempotency_key, created_at=now)
-    deliveries = [_new_delivery(event, r, now) for r in targets]
+async def _write(workspace_id: str, planned: list[_Planned]) -> dict[int, Published]:
+    """Inserts the planned events and their deliveries; answers the items that lost their idempotency key
+    to a concurrent publish (by index), which then answer the event that won."""
+    if not any(p.event.idempotency_key for p in planned):
+        await _insert(planned)
+        return {}
+    try:
+        async with in_transaction():  # a savepoint: losing the race to a key is not an error
+            await _insert(planned)
+        return {}
+    except IntegrityError:
+        pass
+    # Some key was taken meanwhile: one savepoint per keyed event, so the others still go in.
+    lost: dict[int, Published] = {}
+    for plan in planned:
+        key = plan.event.idempotency_key
+        if not key:
+            await _insert([plan])
+            continue
+        try:
+            async with in_transaction():
+                await _insert([plan])
+        except IntegrityError:
+            if (existing := await _existing(workspace_id, key)) is None:
+                raise
+            lost[plan.index] = existing
+    return lost
+
+
+async def _insert(planned: list[_Planned]) -> None:
+    await Event.bulk_create([p.event for p in planned])
+    deliveries = [d for p in planned for d in p.deliveries]
     if deliveries:
         await Delivery.bulk_create(deliveries)
-    return event, deliveries
 
 
-async def queue_new(deliveries: list[Delivery], runtime: Runtime, form_slug: str | None) -> None:
-    """Queues the new deliveries; if Redis is down the sweeper finds them in the database."""
+async def queue_new(deliveries: list[Delivery], runtime: Runtime, form_slug: str | None,
+                    kinds: dict[str, str] | None = None, trace: str | None = None, *,
+                    form_slugs: Mapping[str, str] | None = None) -> None:
+    """Queues the new deliveries (and counts them: `kinds` maps integration ids to types); if Redis
+    is down the sweeper finds them in the database. Their updates name `form_slug`, or with `form_slugs`
+    (form id -> slug, deliveries of several forms) each one's own."""
+    metrics.count_created(deliveries, kinds or {})
     if runtime.redis is None or not deliveries:
         return
     pending = [d for d in deliveries if d.status == DeliveryStatus.PENDING]
@@ -184,8 +344,9 @@ async def queue_new(deliveries: list[Delivery], runtime: Runtime, form_slug: str
         # One round trip, in order: PENDING goes out before the jobs, so no subscriber sees SENDING first.
         async with runtime.redis.pipeline(transaction=False) as pipe:
             for d in deliveries:
-                pipe.publish(updates.CHANNEL, updates.DeliveryUpdate.of(d, None, form_slug).encode())
-            add_sends(pipe, [QueuedSend(d.id, d.attempt_count + 1) for d in pending],
+                slug = form_slugs.get(d.form_id) if form_slugs is not None and d.form_id else form_slug
+                pipe.publish(updates.CHANNEL, updates.DeliveryUpdate.of(d, None, slug).encode())
+            add_sends(pipe, [QueuedSend(d.id, d.attempt_count + 1, traceparent=trace) for d in pending],
                       serializer=runtime.redis.job_serializer, batch=True)
             await pipe.execute()
     except (OSError, RedisError):
@@ -193,8 +354,15 @@ async def queue_new(deliveries: list[Delivery], runtime: Runtime, form_slug: str
 
 
 async def _existing(workspace_id: str, key: str) -> Published | None:
-    event = await Event.get_or_none(workspace_id=workspace_id, idempotency_key=key)
-    if event is None:
-        return None
-    deliveries = await Delivery.filter(event_id=event.id).order_by("id")
-    return Published(event=event, deliveries=deliveries, created=False)
+    return (await _existing_many(workspace_id, {key})).get(key)
+
+
+async def _existing_many(workspace_id: str, keys: Collection[str]) -> dict[str, Published]:
+    """The events the workspace already has with these idempotency keys, with their deliveries: two queries."""
+    events = await Event.filter(workspace_id=workspace_id, idempotency_key__in=list(keys))
+    if not events:
+        return {}
+    found: dict[str, list[Delivery]] = {e.id: [] for e in events}
+    for delivery in await Delivery.filter(event_id__in=list(found)).order_by("id"):
+        found[delivery.event_id].append(delivery)
+    return {e.idempotency_key: Published(event=e, deliveries=found[e.id], created=False) for e in events}

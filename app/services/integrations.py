@@ -13,11 +13,14 @@ from app.delivery import filters
 from app.delivery.runtime import Runtime
 from app.delivery.sender import attempt_delivery
 from app.delivery.unit import Unit
+from app.integrations.base import IntegrationKind
 from app.integrations.registry import get_kind
+from app.integrations.templates import split_template, with_template
 from app.models import Delivery, DeliveryStatus, Event, Integration, IntegrationScope, IntegrationStatus, Workspace
+from app.services import event_catalog
 from app.services.deliveries import release_held
 from app.services.result import Done
-from app.services.validation import split_timeout, validate_event_filters, validate_name, with_timeout
+from app.services.validation import split_common, validate_event_filters, validate_name, with_common
 
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 
@@ -70,17 +73,20 @@ async def connect(
     config_dict, e1 = _as_dict(config, "config")
     secrets_dict, e2 = _as_dict(secrets, "secrets")
     event_filters, e3 = validate_event_filters(["*"] if events is None else events, "events")
-    config_dict, timeout, e4 = split_timeout(config_dict)  # every type has it: the kinds never see it
-    errors += e1 + e2 + e3 + e4
+    config_dict, common, e4 = split_common(config_dict)  # every type has them: the kinds never see them
+    config_dict, template, e5 = split_template(kind, config_dict)
+    errors += e1 + e2 + e3 + e4 + e5
     validated = kind.validate(config_dict, secrets_dict, existing_secrets=None, settings=settings)
     errors += validated.errors
     if errors:
         return Done.refused(*errors)
+    ready = kind.needs_setup(validated.config) is None
     integration = await Integration.create(
         workspace=workspace,
+        status=IntegrationStatus.ACTIVE if ready else IntegrationStatus.NEEDS_SETUP,
         type=kind.type,
         name=name.strip(),
-        config=with_timeout(validated.config, timeout),
+        config=with_template(with_common(validated.config, common), template),
         secrets_encrypted=box.seal(validated.secrets),
         events=event_filters,
         scope=scope or IntegrationScope.WORKSPACE,
@@ -134,7 +140,9 @@ async def update(
             # finds the real one in the secrets, or in the config of a row not yet migrated).
             config_dict.pop("url")
         merged.update(config_dict)  # `timeoutSeconds: null` goes back to the server's default
-        merged, timeout, e4 = split_timeout(merged)
+        merged, common, e4 = split_common(merged)
+        merged, template, e5 = split_template(kind, merged)  # `template: null` goes back to the built-in body
+        e4 += e5
         validated = kind.validate(merged, secrets_dict, existing_secrets=box.open(integration.secrets_encrypted),
                                   settings=settings)
         errors += e4 + validated.errors
@@ -143,7 +151,7 @@ async def update(
     if name is not None:
         integration.name = name.strip()
     if validated is not None:
-        integration.config = with_timeout(validated.config, timeout)
+        integration.config = with_template(with_common(validated.config, common), template)
         integration.secrets_encrypted = box.seal(validated.secrets)
     if event_filters is not None:
         integration.events = event_filters
@@ -154,10 +162,22 @@ async def update(
         if enabled and integration.status in (IntegrationStatus.DISABLED, IntegrationStatus.FAILING):
             integration.status = IntegrationStatus.ACTIVE
             integration.failing_since = None
+    _settle_setup(kind, integration)
     await integration.save()
     if integration.enabled and integration.status == IntegrationStatus.ACTIVE:
         await release_held(unit, integration)
     return Done(integration)
+
+
+def _settle_setup(kind: IntegrationKind, integration: Integration) -> None:
+    """NEEDS_SETUP while the config lacks what the account chooses after connecting (a spreadsheet);
+    ACTIVE once it is there, so the caller releases what was held meanwhile."""
+    missing = kind.needs_setup(integration.config or {}) is not None
+    if missing and integration.status in (IntegrationStatus.ACTIVE, IntegrationStatus.FAILING):
+        integration.status = IntegrationStatus.NEEDS_SETUP
+        integration.failing_since = None
+    elif not missing and integration.status == IntegrationStatus.NEEDS_SETUP:
+        integration.status = IntegrationStatus.ACTIVE
 
 
 async def rotate_secret(unit: Unit, integration: Integration, grace_period_seconds: int) -> Done[str]:
@@ -194,9 +214,16 @@ async def disconnect(unit: Unit, integration: Integration) -> Done[str]:
 async def prepare_test(unit: Unit, integration: Integration, event_type: str | None) -> Done[Delivery]:
     """`integrationTest`, first half: the sample event and its test delivery, written in the unit."""
     event_type = event_type or "integration.test"
+    if missing := get_kind(integration.type).needs_setup(integration.config or {}):
+        return Done.refused(FieldError("id", f"this integration is not set up yet: {missing}",
+                                       CommonErrorCode.NOT_SUPPORTED))
     if not filters.is_valid_event_name(event_type):
         return Done.refused(FieldError("event", "must be an event name like 'session.completed'"))
-    payload = get_kind(integration.type).sample_payload(event_type)
+    # A type in the event catalog sends its example, marked `"test": true`; any other, the generic sample.
+    example = await event_catalog.test_payload(integration.workspace_id, event_type)
+    if not example.ok:
+        return Done.refused(*example.errors)
+    payload = example.value or get_kind(integration.type).sample_payload(event_type)
     now = datetime.now(UTC)
     event = await Event.create(workspace_id=integration.workspace_id, type=event_type, payload=payload,
                                created_at=now)

@@ -1,7 +1,8 @@
-"""Which rate-limit budget a GraphQL request draws on: `eventPublish` has one of its own.
+"""Which rate-limit budget a GraphQL request draws on: `eventPublish` and `eventsPublish` have one of
+their own (an `eventsPublish` call counts once, however many events it carries).
 
 A request is a publish when the operation it runs is a mutation whose every top-level field is
-`eventPublish` (aliases allowed). Anything else, including a document that does not parse (GraphQL
+`eventPublish` or `eventsPublish` (aliases allowed). Anything else, including a document that does not parse (GraphQL
 refuses it later), draws on the general budget. Documents are parsed with a token cap, and short
 ones are remembered, so telling costs next to nothing on the hot path.
 """
@@ -14,7 +15,7 @@ from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationT
 
 PUBLISH = "publish"
 GENERAL = "general"
-PUBLISH_FIELDS = frozenset({"eventPublish"})
+PUBLISH_FIELDS = frozenset({"eventPublish", "eventsPublish"})
 # Longer documents are classified each time rather than kept in the cache.
 CACHED_QUERY_CHARS = 8192
 MAX_TOKENS = 2000
@@ -22,7 +23,7 @@ MAX_TOKENS = 2000
 
 def budget_for(query: str | None, operation_name: str | None) -> str:
     """PUBLISH or GENERAL for a request's `query` and `operationName`."""
-    if not query or "eventPublish" not in query:
+    if not query or ("eventPublish" not in query and "eventsPublish" not in query):
         return GENERAL
     if len(query) <= CACHED_QUERY_CHARS:
         return _cached(query, operation_name)

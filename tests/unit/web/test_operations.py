@@ -13,6 +13,8 @@ from app.web.operations import GENERAL, PUBLISH, budget_for
      "{ created } }", "P", PUBLISH),
     ("mutation { eventPublish(input: {}) { created } workspaceCreate(input: {}) { errors { code } } }", None,
      GENERAL),
+    ("mutation($i: EventsPublishInput!) { eventsPublish(input: $i) { errors { code } } }", None, PUBLISH),
+    ("mutation { eventsPublish(input: {}) { errors { code } } eventPublish(input: {}) { created } }", None, PUBLISH),
     ("query { eventPublish }", None, GENERAL),
     ("mutation A { eventPublish { a } } query B { viewer { id } }", "A", PUBLISH),
     ("mutation A { eventPublish { a } } query B { viewer { id } }", "B", GENERAL),
