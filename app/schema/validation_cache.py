@@ -22,6 +22,13 @@ _valid_by_schema: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class ValidatedQueryCache(SchemaExtension):
+    """`rules`: validation rules of the schema's own (the depth and alias limits), built once with the
+    schema and added only when a text is validated: Strawberry's limiter extensions would build and add
+    them on every request, for nothing when the text is known."""
+
+    def __init__(self, rules: tuple = ()):
+        self.rules = rules
+
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         query = context.query
@@ -31,6 +38,8 @@ class ValidatedQueryCache(SchemaExtension):
         if known:
             _valid.move_to_end(key)
             context.pre_execution_errors = []  # strawberry skips validation when this is set
+        elif self.rules:
+            context.validation_rules = (*context.validation_rules, *self.rules)
         yield
         if not known and query is not None and context.pre_execution_errors == []:
             _valid[key] = None

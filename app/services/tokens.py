@@ -10,36 +10,45 @@ from datetime import UTC, datetime
 
 from app.core.errors import CommonErrorCode, FieldError
 from app.core.ids import prefix_of
-from app.models import ApiToken, User
+from app.models import ApiToken, PortalSession, User
+from app.services import access_cache, portal_sessions
+from app.services.abilities import ABILITIES, ALL_ABILITIES, OPERATOR_ABILITY  # noqa: F401 (re-exported)
 from app.services.result import Done
 
 TOKEN_PREFIX = "hyk_"
 TOKEN_RE = re.compile(r"^hyk_[A-Za-z0-9_-]{43}$")
 
-# What an ordinary token may carry.
-ABILITIES = (
-    "integrations:read",
-    "integrations:write",
-    "forms:write",
-    "events:publish",
-    "deliveries:read",
-    "deliveries:write",
-    "tokens:write",
-)
-# Runs the instance: sets and changes workspace plans. Only `hookyard bootstrap` mints it (the first
-# token and `--new-token`); a token can pass it on only when it has it itself.
-OPERATOR_ABILITY = "instance:operator"
-ALL_ABILITIES = (*ABILITIES, OPERATOR_ABILITY)
 
 
 @dataclass(frozen=True)
 class Principal:
+    """Who is calling: an API token's user, or a portal session acting for its maker's user within
+    one workspace (and maybe some forms)."""
+
     user: User
-    token: ApiToken
+    token: ApiToken | None = None
+    session: PortalSession | None = None
 
     @property
     def abilities(self) -> frozenset[str]:
-        return frozenset(self.token.abilities or ())
+        source = self.session if self.session is not None else self.token
+        return frozenset(source.abilities or ())
+
+    @property
+    def credential_id(self) -> str:
+        return self.session.id if self.session is not None else self.token.id
+
+    @property
+    def workspace_id(self) -> str | None:
+        """The one workspace a portal session is for; None for an API token."""
+        return self.session.workspace_id if self.session is not None else None
+
+    @property
+    def form_slugs(self) -> frozenset[str] | None:
+        """The forms a portal session is limited to; None when it is not limited."""
+        if self.session is None or self.session.form_slugs is None:
+            return None
+        return frozenset(self.session.form_slugs)
 
     def can(self, ability: str) -> bool:
         return ability in self.abilities
@@ -80,16 +89,41 @@ def bearer_value(header: str | None) -> str | None:
 
 
 async def authenticate(header: str | None) -> Principal | None:
-    """The principal for an `Authorization: Bearer hyk_...` value, or None when it is missing or invalid."""
+    """The principal for an `Authorization: Bearer hyk_...` (API token) or `hyp_...` (portal session)
+    value, or None when it is missing or invalid. A principal is remembered for a few seconds
+    (`access_cache`); whether its credential is still live (expiry) is checked on every use."""
     plain = bearer_value(header)
-    if not plain or not TOKEN_RE.match(plain):
+    if not plain:
         return None
-    token = await ApiToken.get_or_none(token_hash=hash_token(plain)).select_related("user")
-    if token is None or token.revoked_at is not None:
+    is_session = plain.startswith(portal_sessions.SESSION_PREFIX)
+    if not (portal_sessions.SESSION_RE if is_session else TOKEN_RE).match(plain):
         return None
-    if token.expires_at is not None and token.expires_at <= datetime.now(UTC):
+    key = portal_sessions.hash_session_token(plain) if is_session else hash_token(plain)
+    known = access_cache.principals.get(key)
+    if known is not None:
+        return known if is_live(known, datetime.now(UTC)) else None
+    generation = access_cache.principals.generation
+    if is_session:
+        session = await portal_sessions.session_for(plain)
+        principal = Principal(user=session.user, session=session) if session else None
+    else:
+        token = await ApiToken.get_or_none(token_hash=key).select_related("user")
+        principal = Principal(user=token.user, token=token) if token else None
+    if principal is None or not is_live(principal, datetime.now(UTC)):
         return None
-    return Principal(user=token.user, token=token)
+    access_cache.principals.put(key, principal, generation)
+    return principal
+
+
+def is_live(principal: Principal, now: datetime) -> bool:
+    """Whether the principal's credential is neither revoked nor expired (a session: nor its maker's token)."""
+    if principal.session is not None:
+        return portal_sessions.is_live(principal.session, now)
+    return token_is_live(principal.token, now)
+
+
+def token_is_live(token: ApiToken, now: datetime) -> bool:
+    return token.revoked_at is None and (token.expires_at is None or token.expires_at > now)
 
 
 @dataclass
@@ -101,6 +135,9 @@ class Issued:
 async def issue_token(principal: Principal, name: str, abilities: list[str] | None,
                       expires_at: datetime | None) -> Done[Issued]:
     """A token for the principal's user, with at most the principal's abilities and life."""
+    if principal.session is not None:
+        return Done.refused(FieldError("abilities", "a portal session cannot create tokens",
+                                       CommonErrorCode.NOT_ALLOWED))
     wanted = list(dict.fromkeys(abilities if abilities is not None else principal.abilities))
     for i, ability in enumerate(wanted):
         if ability not in ALL_ABILITIES:
@@ -137,4 +174,5 @@ async def revoke_token(principal: Principal, token_id: str) -> Done[ApiToken]:
     if token.revoked_at is None:
         token.revoked_at = datetime.now(UTC)
         await token.save(update_fields=["revoked_at"])
+    access_cache.forget_token(token.id, token.token_hash)
     return Done(token)

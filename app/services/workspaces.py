@@ -8,6 +8,7 @@ from app.config import Settings
 from app.core.errors import CommonErrorCode, FieldError, WorkspaceErrorCode
 from app.core.ids import prefix_of
 from app.models import Membership, Plan, Role, User, Workspace
+from app.services import access_cache
 from app.services.result import Done
 from app.services.validation import validate_name, validate_slug
 
@@ -38,6 +39,7 @@ async def set_plan(workspace: Workspace, plan: Plan) -> Done[Workspace]:
     if workspace.plan != plan:
         workspace.plan = plan
         await workspace.save(update_fields=["plan"])
+        access_cache.forget_memberships()
     return Done(workspace)
 
 
@@ -57,6 +59,7 @@ async def add_member(
                                            WorkspaceErrorCode.LAST_OWNER))
         membership.role = role
         await membership.save(update_fields=["role"])
+        access_cache.forget_memberships()
     else:
         membership = await Membership.create(workspace=workspace, user=user, role=role)
     await membership.fetch_related("user")
@@ -72,6 +75,7 @@ async def remove_member(workspace: Workspace, user_id: str) -> Done[str]:
     if membership.role == Role.OWNER and await _owner_count(workspace) <= 1:
         return Done.refused(FieldError("userId", "the last owner cannot be removed", WorkspaceErrorCode.LAST_OWNER))
     await membership.delete()
+    access_cache.forget_memberships()
     return Done(user_id)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,9 @@ BODY_KEY = "hookyard.graphql_body"
 WS_TRY_AGAIN_LATER = 1013
 WS_RATE_LIMITED = 4429
 SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+
+# A Redis ping this recent admits a WebSocket without another one.
+REDIS_PING_FRESH = 1.0
 
 
 @dataclass
@@ -143,6 +147,10 @@ class GuardedGraphQL(GraphQL):
     def __init__(self, schema: Any, guards: Guards, **kwargs: Any):
         super().__init__(schema, **kwargs)
         self.guards = guards
+        # Redis answered a ping this recently (monotonic time), or a ping is on its way: a burst of
+        # connections shares one ping instead of a thousand that time out behind each other.
+        self._redis_seen = -1.0
+        self._redis_ping: asyncio.Future | None = None
 
     # -- decoding: GET variables and WebSocket messages (POST bodies are read by `bodies` first)
 
@@ -226,21 +234,29 @@ class GuardedGraphQL(GraphQL):
     # -- WebSockets
 
     async def admit_websocket(self, websocket: Any, authorization: str | None) -> None:
-        """Before a `connection_init` is authenticated: the address's failed-authentication budget, and
-        Redis, which live updates need. RateLimited or ServiceUnavailable."""
+        """Before a `connection_init` is authenticated: the address's failed-authentication budget, the
+        database while it is known to be down, and Redis, which live updates need. RateLimited or
+        ServiceUnavailable."""
         if authorization and authorization.strip():
             await self.guards.limiter.check_auth_failures(client_ip(websocket))
-        if self.guards.outages.is_down(REDIS):
-            raise ServiceUnavailable(REDIS)
+        for service in (DATABASE, REDIS):  # a cached principal would let it in: it could not work
+            if self.guards.outages.is_down(service):
+                raise ServiceUnavailable(service)
         redis = self.guards.redis() if self.guards.redis else None
-        if redis is None:
+        if redis is None or time.monotonic() - self._redis_seen < REDIS_PING_FRESH:
             return
+        if self._redis_ping is None or self._redis_ping.done():
+            self._redis_ping = asyncio.ensure_future(self._ping_redis(redis))
         try:
-            async with asyncio.timeout(2.0):
-                await ping_redis(redis)
+            await asyncio.shield(self._redis_ping)
         except (RedisError, OSError) as exc:
             self.guards.outages.down(REDIS, exc)
             raise ServiceUnavailable(REDIS) from exc
+
+    async def _ping_redis(self, redis: Any) -> None:
+        async with asyncio.timeout(2.0):
+            await ping_redis(redis)
+        self._redis_seen = time.monotonic()
 
     async def admit_operation(self, context: Any, query: Any, operation_name: Any) -> None:
         """Counts an operation sent over a WebSocket against the connection's token budget."""

@@ -1,11 +1,13 @@
 """Rate limits kept in Redis, so every API replica counts against the same budgets.
 
-Three budgets, each a fixed one-minute window counted with INCR + EXPIRE in one pipelined round
-trip (the window's index is part of the key, so a key lives at most two minutes):
+Three budgets, each a fixed one-minute window counted with INCR (and EXPIRE when the key is new) in
+one small Lua script, one round trip and one command per request, which also reads the address's
+failed-authentication count when a token is presented (the window's index is part of the key, so a
+key lives at most two minutes):
 
 - general: GraphQL requests per token, or per client IP for requests without one
   (`rate_limit_per_minute`);
-- publish: `eventPublish` requests per token or IP, counted apart (`publish_rate_limit_per_minute`);
+- publish: `eventPublish` and `eventsPublish` requests per token or IP, counted apart (`publish_rate_limit_per_minute`);
 - auth: requests whose token is bad, unknown, revoked or expired, per client IP
   (`auth_failures_per_minute`). Past it, requests from that IP that present a token are refused
   before the token is looked up.
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript as Script
 from redis.exceptions import RedisError
 
 from app.config import Settings
@@ -37,6 +40,15 @@ KEY_PREFIX = "hookyard:ratelimit"
 AUTH = "auth"
 # How long a limiter call waits for Redis before letting the request through.
 REDIS_TIMEOUT = 1.0
+# KEYS[1]: the budget's counter, counted; KEYS[2] (when given): the address's failed-authentication
+# counter, read. ARGV[1]: the counter's life in seconds. Answers {count, failures}.
+ADMIT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local failures = 0
+if #KEYS > 1 then failures = tonumber(redis.call('GET', KEYS[2]) or '0') end
+return {count, failures}
+"""
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,7 @@ def _too_many(budget: str, limit: int, window: Window) -> RateLimited:
         message = (f"more than {limit} requests with a bad or unknown token came from this address in a minute; "
                    f"try again in {int(window.remaining) + 1} s")
     else:
-        what = "eventPublish requests" if budget == PUBLISH else "requests"
+        what = "eventPublish/eventsPublish requests" if budget == PUBLISH else "requests"
         message = f"more than {limit} {what} a minute; try again in {int(window.remaining) + 1} s"
     return RateLimited(message, window.remaining)
 
@@ -90,6 +102,7 @@ class RateLimiter:
         self.redis = redis
         self.outages = outages
         self.clock = clock
+        self._admit_script = Script(None, ADMIT_SCRIPT.encode())  # EVALSHA; loaded again when Redis lacks it
 
     def _client(self) -> Redis | None:
         if not self.enabled or self.outages.is_down(REDIS):
@@ -104,21 +117,18 @@ class RateLimiter:
             return
         window = window_at(self.clock())
         token = token_subject(authorization)
-        key = counter_key(budget, token or f"ip:{client_ip or 'unknown'}", window)
+        keys = [counter_key(budget, token or f"ip:{client_ip or 'unknown'}", window)]
+        if token is not None:  # a request with a token: is its address over the failed-authentication budget?
+            keys.append(counter_key(AUTH, f"ip:{client_ip or 'unknown'}", window))
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
-                async with redis.pipeline(transaction=False) as pipe:
-                    pipe.incr(key)
-                    pipe.expire(key, WINDOW_SECONDS * 2)
-                    if token is not None:
-                        pipe.get(counter_key(AUTH, f"ip:{client_ip or 'unknown'}", window))
-                    results = await pipe.execute()
+                count, failures = await self._admit_script(keys=keys, args=[WINDOW_SECONDS * 2], client=redis)
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             self.outages.down(REDIS, exc)
             return
-        if token is not None and int(results[2] or 0) >= self.limits[AUTH]:
+        if token is not None and int(failures) >= self.limits[AUTH]:
             raise _too_many(AUTH, self.limits[AUTH], window)
-        if int(results[0]) > self.limits[budget]:
+        if int(count) > self.limits[budget]:
             raise _too_many(budget, self.limits[budget], window)
 
     async def check_auth_failures(self, client_ip: str | None) -> None:

@@ -62,6 +62,18 @@ async def test_budgets_are_counted_apart_and_refused_past_their_limit(redis):
     await next_minute.admit(token, "10.0.0.1", GENERAL)
 
 
+async def test_a_counter_lives_two_windows_and_redis_losing_the_script_is_no_error(redis):
+    now = 3_000_000 * 60 + uuid.uuid4().int % 1_000_000 * 60 + 5.0
+    limiter = limiter_for(redis, Outages(), now)
+    token = f"Bearer hyk_{uuid.uuid4().hex}"
+    await limiter.admit(token, "10.0.0.1", GENERAL)
+    key = counter_key(GENERAL, subject_of(token, "10.0.0.1"), window_at(now))
+    assert 0 < await redis.ttl(key) <= 120
+    limiter._admit_script.sha = "0" * 40  # as if Redis had restarted and lost the script: it is loaded again
+    await limiter.admit(token, "10.0.0.1", GENERAL)
+    assert int(await redis.get(key)) == 2 and 0 < await redis.ttl(key) <= 120
+
+
 async def test_failed_authentication_blocks_tokens_from_the_address(redis):
     now = 2_000_000 * 60 + uuid.uuid4().int % 1_000_000 * 60 + 1.0
     limiter = limiter_for(redis, Outages(), now)
