@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
-from app.models import Delivery, DeliveryStatus
+from app.core import ids
+from app.models import Delivery, DeliveryStatus, Form
 
 
 @dataclass
@@ -20,8 +23,21 @@ class DeliveryFilter:
     until: datetime | None = None
 
 
-def delivery_query(workspace_id: str, flt: DeliveryFilter | None = None) -> QuerySet[Delivery]:
+def delivery_query(workspace_id: str, flt: DeliveryFilter | None = None,
+                   forms: Collection[str] | None = None) -> QuerySet[Delivery]:
+    """The workspace's deliveries that match `flt`; with `forms`, only those of these form slugs or of
+    no form (a portal session limited to some forms).
+
+    The date range goes by the moment the delivery was made as its id records it (to the millisecond;
+    ids are time-sortable, app.core.ids), a few milliseconds before `created_at` is stamped on saving:
+    one condition on the id, which PostgreSQL estimates right and serves from the (workspace_id, id)
+    index, page and count alike. (Conditions on both the id and created_at, as correlated as they are,
+    made it expect a handful of rows and gather a whole day of them through bitmaps, then sort.)"""
     qs = Delivery.filter(workspace_id=workspace_id)
+    # Forms by id through a subquery, not by a join with form: the log's indexes are on form_id.
+    if forms is not None:
+        visible = Form.filter(workspace_id=workspace_id, slug__in=list(forms)).values("id")
+        qs = qs.filter(Q(form_id__isnull=True) | Q(form_id__in=Subquery(visible)))
     if flt is None:
         return qs
     # A value longer than its column matches nothing, and tortoise refuses to compare it with one.
@@ -31,7 +47,7 @@ def delivery_query(workspace_id: str, flt: DeliveryFilter | None = None) -> Quer
     if flt.integration_id:
         qs = qs.filter(integration_id=flt.integration_id)
     if flt.form_slug:
-        qs = qs.filter(form__slug=flt.form_slug)
+        qs = qs.filter(form_id=Subquery(Form.filter(workspace_id=workspace_id, slug=flt.form_slug).values("id")))
     if flt.status:
         qs = qs.filter(status__in=list(flt.status))
     if flt.event:
@@ -40,7 +56,7 @@ def delivery_query(workspace_id: str, flt: DeliveryFilter | None = None) -> Quer
         else:
             qs = qs.filter(event_type=flt.event)
     if flt.since:
-        qs = qs.filter(created_at__gte=flt.since)
+        qs = qs.filter(id__gte=ids.time_bound("del", flt.since, upper=False))
     if flt.until:
-        qs = qs.filter(created_at__lte=flt.until)
+        qs = qs.filter(id__lte=ids.time_bound("del", flt.until, upper=True))
     return qs

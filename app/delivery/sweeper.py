@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import Q
 
+from app.delivery import retention
 from app.delivery.queue import QueuedSend, enqueue_sends
 from app.delivery.runtime import Runtime
-from app.models import Delivery, DeliveryStatus, Event
+from app.models import Delivery, DeliveryStatus
 
 BATCH = 1000
 
@@ -49,17 +50,8 @@ def _resend(delivery_id: str, attempts: int, status: DeliveryStatus, locked_unti
 
 
 async def purge(runtime: Runtime, *, older_than_days: float | None = None) -> int:
-    """Deletes deliveries (with their attempts) older than the retention age, then orphaned events."""
+    """Deletes finished deliveries (with their attempts) older than the retention age, then orphaned
+    events, in small batches that never hold sends back (see app.delivery.retention)."""
     days = runtime.settings.retention_days if older_than_days is None else older_than_days
     cutoff = datetime.now(UTC) - timedelta(days=days)
-    finished = [DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED]
-    deleted = 0
-    while True:
-        ids = await Delivery.filter(created_at__lt=cutoff, status__in=finished).limit(BATCH).values_list(
-            "id", flat=True
-        )
-        if not ids:
-            break
-        deleted += await Delivery.filter(id__in=list(ids)).delete()
-    await Event.filter(created_at__lt=cutoff, deliveries__id__isnull=True).delete()
-    return deleted
+    return (await retention.purge_finished(cutoff)).deliveries
