@@ -6,7 +6,11 @@ way a worker does and measures publish -> client receipt. The baseline, measured
 same run, is one plain Redis subscriber receiving the same messages: the report is the
 extra delay the API process adds, as p50/p99 and as a ratio.
 
-    .venv/bin/python bench/subscribers.py [--clients 1000] [--messages 50]
+    .venv/bin/python bench/subscribers.py [--clients 1000] [--messages 50] [--profile api.txt]
+
+Clients connect in batches of 50, each batch subscribed before the next starts (a connection storm
+measures the handshake path, not the fan-out). `--profile` samples the API process with py-spy
+(`pip install py-spy`) while the updates go out and writes its collapsed stacks there.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -66,7 +71,8 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-async def subscriber(url: str, token: str, ready: asyncio.Event, delays: list[float], expected: int) -> None:
+async def subscriber(url: str, token: str, ready: asyncio.Event, delays: list[float], expected: int,
+                     received: list[int], index: int) -> None:
     async with websockets.connect(url, subprotocols=["graphql-transport-ws"], max_queue=None,
                                   open_timeout=60) as ws:
         init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
@@ -77,10 +83,13 @@ async def subscriber(url: str, token: str, ready: asyncio.Event, delays: list[fl
         got = 0
         while got < expected:
             msg = orjson.loads(await ws.recv())
+            if msg["type"] == "error":
+                raise RuntimeError(f"subscription refused: {msg['payload']}")
             if msg["type"] == "next":
                 sent = msg["payload"]["data"]["deliveryUpdates"]["delivery"]["id"]
                 delays.append(time.time() - float(sent.split("_", 2)[2]))
                 got += 1
+                received[index] = got
 
 
 async def baseline(redis_url: str, delays: list[float], expected: int, ready: asyncio.Event) -> None:
@@ -127,6 +136,8 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=50)
     parser.add_argument("--rate", type=float, default=10.0, help="updates per second")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="sample the API process with py-spy during the updates; collapsed stacks to FILE")
     args = parser.parse_args()
 
     data = tempfile.mkdtemp(prefix="hookyard-bench-")
@@ -134,7 +145,9 @@ async def main() -> None:
     port = free_port()
     env = {**os.environ, "HOOKYARD_DATA_DIR": data, "HOOKYARD_DATABASE_URL": f"sqlite://{data}/bench.db",
            "HOOKYARD_REDIS_URL": redis.url, "HOOKYARD_PORT": str(port), "HOOKYARD_RUN_WORKER_IN_API": "false",
-           "HOOKYARD_LOG_LEVEL": "warning"}
+           "HOOKYARD_LOG_LEVEL": "warning",
+           # 1,000 subscriptions on one token are over its per-minute budget: this measures the fan-out.
+           "HOOKYARD_RATE_LIMIT_ENABLED": "false"}
     server_log = open(os.path.join(data, "server.log"), "w")
     server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env, stdout=subprocess.PIPE,
                               stderr=server_log, text=True)
@@ -159,12 +172,13 @@ async def main() -> None:
         api_delays: list[float] = []
         base_delays: list[float] = []
         readies = [asyncio.Event() for _ in range(args.clients)]
+        received = [0] * args.clients
         started = time.perf_counter()
         tasks = []
         for i, ready in enumerate(readies):
-            tasks.append(asyncio.create_task(subscriber(url, token, ready, api_delays, args.messages)))
-            if i % 50 == 49:
-                await asyncio.sleep(0.05)
+            tasks.append(asyncio.create_task(subscriber(url, token, ready, api_delays, args.messages, received, i)))
+            if i % 50 == 49:  # a batch at a time
+                await wait_ready(readies[:i + 1], tasks, timeout=120)
         base_ready = asyncio.Event()
         tasks.append(asyncio.create_task(baseline(redis.url, base_delays, args.messages, base_ready)))
         await wait_ready(readies + [base_ready], tasks, timeout=120)
@@ -172,14 +186,31 @@ async def main() -> None:
         rss_connected = rss_mib(server.pid)
         await asyncio.sleep(1.0)  # let the last subscriptions register with the broadcaster
 
+        profiler = None
+        if args.profile:
+            py_spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+            profiler = subprocess.Popen([py_spy, "record", "--pid", str(server.pid), "--format", "raw",
+                                         "--rate", "200", "--nonblocking", "--output", args.profile],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await asyncio.sleep(1.0)  # py-spy attaches
         publisher = Redis.from_url(redis.url)
         cpu_before = cpu_seconds(server.pid)
         for _ in range(args.messages):
             await publisher.publish(CHANNEL, update(workspace_id))
             await asyncio.sleep(1 / args.rate)
-        await asyncio.wait_for(asyncio.gather(*tasks), 600)
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks), 60)
+        except TimeoutError:
+            counts = sorted(set(received))
+            raise SystemExit(f"timed out: {len(api_delays)} of {args.clients * args.messages} client messages "
+                             f"and {len(base_delays)} of {args.messages} baseline messages arrived; clients got "
+                             + ", ".join(f"{n} ({received.count(n)} clients)" for n in counts[:5])) from None
         server_cpu = cpu_seconds(server.pid) - cpu_before
+        rss_after = rss_mib(server.pid)
         await publisher.aclose()
+        if profiler is not None:
+            profiler.send_signal(2)  # SIGINT: py-spy writes what it sampled
+            profiler.wait(timeout=30)
 
         ms = [d * 1000 for d in api_delays]
         base = [d * 1000 for d in base_delays]
@@ -189,7 +220,8 @@ async def main() -> None:
               f"p99 {percentile(base, 99):.2f} ms")
         print(f"via Hookyard to {args.clients} WebSocket clients: p50 {percentile(ms, 50):.2f} ms, "
               f"p99 {percentile(ms, 99):.2f} ms, mean {statistics.mean(ms):.2f} ms")
-        print(f"API process memory with {args.clients} subscribers: {rss_connected:.0f} MiB RSS")
+        print(f"API process memory with {args.clients} subscribers: {rss_connected:.0f} MiB RSS, "
+              f"{rss_after:.0f} MiB after the updates")
         print(f"API process CPU: {server_cpu:.2f} s for {len(ms)} client messages = "
               f"{server_cpu / max(len(ms), 1) * 1e6:.0f} us per client message (less noisy than the delays)")
         print(f"ratio p50 {percentile(ms, 50) / max(percentile(base, 50), 1e-6):.1f}x, "

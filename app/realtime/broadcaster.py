@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 
 from app.core.logging import get_logger
+from app.core.metrics import LIVE_SLOW_DROPPED as SLOW_DROPPED
+from app.core.metrics import LIVE_SUBSCRIBERS as SUBSCRIBERS
 from app.delivery.updates import CHANNEL, DeliveryUpdate
 
 log = get_logger(__name__)
 BUFFER = 256
-
-SUBSCRIBERS = Gauge("hookyard_live_subscribers", "deliveryUpdates subscriptions held by this API process")
-SLOW_DROPPED = Counter("hookyard_live_slow_subscribers_dropped_total",
-                       "subscribers dropped because they fell too far behind")
 
 
 class SlowSubscriber(Exception):
@@ -43,52 +41,80 @@ _OVERFLOW = LiveMessage.__new__(LiveMessage)  # the marker queued after the last
 
 
 class Subscriber:
-    def __init__(self, workspace_id: str, buffer: int, on_overflow: Callable[[Subscriber], None] | None = None):
+    """A subscriber's buffer: a deque its task drains, woken through one future only when it waits.
+
+    Filters given to `Broadcaster.subscribe` are applied as updates are dispatched, so a subscriber is
+    neither woken nor charged buffer space for updates it did not ask for."""
+
+    def __init__(self, workspace_id: str, buffer: int, on_overflow: Callable[[Subscriber], None] | None = None,
+                 integration_id: str | None = None, form_slug: str | None = None,
+                 statuses: Collection[str] | None = None, forms: Collection[str] | None = None):
         self.workspace_id = workspace_id
         self.buffer = buffer
-        # One slot more than the buffer, kept for the overflow marker.
-        self.queue: asyncio.Queue[LiveMessage] = asyncio.Queue(maxsize=buffer + 1)
+        self.pending: deque[LiveMessage] = deque()
         self.overflowed = False
         self.on_overflow = on_overflow
+        self.filtered = bool(integration_id or form_slug or statuses or forms is not None)
+        self.filters = (integration_id, form_slug, statuses, forms)
+        self._waiter: asyncio.Future | None = None
 
     def offer(self, message: LiveMessage) -> None:
-        if self.overflowed:
+        if self.overflowed or (self.filtered and not _matches(message.update, *self.filters)):
             return
-        if self.queue.qsize() < self.buffer:
-            self.queue.put_nowait(message)
-            return
-        self.overflowed = True
-        SLOW_DROPPED.inc()
-        # The client gets what is already queued, then an error (see next()) instead of a silent gap.
-        self.queue.put_nowait(_OVERFLOW)
-        if self.on_overflow:
-            # A client that stopped reading never gets to the marker: whoever holds its
-            # connection closes it now.
-            self.on_overflow(self)
+        if len(self.pending) < self.buffer:
+            self.pending.append(message)
+        else:
+            self.overflowed = True
+            SLOW_DROPPED.inc()
+            # The client gets what is already queued, then an error (see next()) instead of a silent gap.
+            self.pending.append(_OVERFLOW)
+            if self.on_overflow:
+                # A client that stopped reading never gets to the marker: whoever holds its
+                # connection closes it now.
+                self.on_overflow(self)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def next(self) -> LiveMessage:
-        message = await self.queue.get()
+        """The next update. Without an overflow handler, falling behind raises SlowSubscriber; with one,
+        the handler is closing the connection, so nothing more is handed out and this waits to be cancelled."""
+        if self.overflowed and self.on_overflow:
+            await asyncio.get_running_loop().create_future()
+        pending = self.pending
+        while not pending:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        message = pending.popleft()
         if message is _OVERFLOW:
             raise SlowSubscriber(f"more than {self.buffer} updates were waiting; resubscribe")
         return message
 
     async def updates(self, integration_id: str | None = None, form_slug: str | None = None,
-                      statuses: set[str] | None = None) -> AsyncIterator[LiveMessage]:
-        """The messages this subscriber asked for. Without an overflow handler, falling behind raises
-        SlowSubscriber; with one, the handler is closing the connection, so nothing more is handed out
-        and this waits to be cancelled."""
+                      statuses: Collection[str] | None = None,
+                      forms: Collection[str] | None = None) -> AsyncIterator[LiveMessage]:
+        """`next()` after `next()`; filters given here apply on top of the subscriber's own."""
+        late = (integration_id, form_slug, statuses, forms) \
+            if integration_id or form_slug or statuses or forms is not None else None
         while True:
-            if self.overflowed and self.on_overflow:
-                await asyncio.Event().wait()
             message = await self.next()
-            d = message.update.delivery
-            if integration_id and d.integration_id != integration_id:
-                continue
-            if form_slug and message.update.form_slug != form_slug:
-                continue
-            if statuses and d.status not in statuses:
-                continue
-            yield message
+            if late is None or _matches(message.update, *late):
+                yield message
+
+
+def _matches(update: DeliveryUpdate, integration_id: str | None, form_slug: str | None,
+             statuses: Collection[str] | None, forms: Collection[str] | None) -> bool:
+    d = update.delivery
+    if integration_id and d.integration_id != integration_id:
+        return False
+    if form_slug and update.form_slug != form_slug:
+        return False
+    if forms is not None and update.form_slug is not None and update.form_slug not in forms:
+        return False  # a portal session limited to some forms
+    return not statuses or d.status in statuses
 
 
 class Broadcaster:
@@ -135,8 +161,11 @@ class Broadcaster:
         for sub in list(self.subscribers.get(message.update.delivery.workspace_id, ())):
             sub.offer(message)
 
-    def subscribe(self, workspace_id: str, on_overflow: Callable[[Subscriber], None] | None = None) -> Subscriber:
-        sub = Subscriber(workspace_id, self.buffer, on_overflow)
+    def subscribe(self, workspace_id: str, on_overflow: Callable[[Subscriber], None] | None = None,
+                  integration_id: str | None = None, form_slug: str | None = None,
+                  statuses: Collection[str] | None = None, forms: Collection[str] | None = None) -> Subscriber:
+        """A subscriber to the workspace's updates; the filters keep the others from reaching it."""
+        sub = Subscriber(workspace_id, self.buffer, on_overflow, integration_id, form_slug, statuses, forms)
         self.subscribers.setdefault(workspace_id, set()).add(sub)
         SUBSCRIBERS.inc()
         return sub

@@ -9,15 +9,22 @@ abilities and role; two viewers with the same abilities and role see the same da
 
 Each event also runs with a fresh set of dataloaders, so a long-lived connection never answers
 from a cache filled by an earlier event.
+
+A shared result's `data` is a `SharedData`: the JSON of `{"data": ...}` is encoded once, the first
+time a subscriber's message is encoded, and every other subscriber's `next` message is that same text
+with its own operation id spliced in (`frame`, used by the view's `encode_json`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from typing import Any
 
 import orjson
+from graphql import ExecutionResult
+from strawberry.extensions import MaskErrors
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 
@@ -62,9 +69,57 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
         if found is None:
             found = super().execute_operation(serially)
             if self.is_awaitable(found):
-                found = asyncio.ensure_future(found)
+                found = asyncio.ensure_future(_shared_later(found))
+            else:
+                found = _shared(found)
             results[key] = found
         return _Executed(found).execute_operation(serially)
+
+
+class SharedData(dict):
+    """The `data` of a result handed to several subscribers; its `{"data": ...}` JSON is encoded once."""
+
+    __slots__ = ("_payload",)
+
+    def payload(self) -> str:
+        """`{"data": ...}` as JSON text, encoded on first use."""
+        try:
+            return self._payload
+        except AttributeError:
+            self._payload = encode_payload(self)
+            return self._payload
+
+
+def encode_payload(data: dict) -> str:
+    try:
+        return orjson.dumps({"data": data}).decode()
+    except TypeError:  # a value orjson does not know: what Strawberry's own encoder does
+        return json.dumps({"data": data}, separators=(",", ":"))
+
+
+def frame(message: dict) -> str | None:
+    """A `next` (graphql-transport-ws) or `data` (graphql-ws) message carrying nothing but a shared result's
+    data, as JSON: the shared payload with this operation's id spliced in. None for any other message."""
+    payload = message.get("payload")
+    if type(payload) is not dict or len(payload) != 1:  # errors or extensions: encoded as usual
+        return None
+    data = payload.get("data")
+    if type(data) is not SharedData or len(message) != 3:
+        return None
+    kind = message.get("type")
+    if kind != "next" and kind != "data":
+        return None
+    return f'{{"id":{orjson.dumps(message["id"]).decode()},"type":"{kind}","payload":{data.payload()}}}'
+
+
+def _shared(result: Any) -> Any:
+    if isinstance(result, ExecutionResult) and type(result.data) is dict:
+        result.data = SharedData(result.data)
+    return result
+
+
+async def _shared_later(awaitable: Any) -> Any:
+    return _shared(await awaitable)
 
 
 class _Executed:
@@ -86,3 +141,13 @@ def viewer_access(context: Any, workspace_id: str) -> tuple:
         return (None,)
     member = getattr(context, "memberships", {}).get(workspace_id)
     return principal.abilities, member.role if member else None
+
+
+class QuickMaskErrors(MaskErrors):
+    """Strawberry's MaskErrors, without its check of every result against a runtime-checkable Protocol:
+    that isinstance costs more than the rest of the extension, once per live update per subscriber."""
+
+    def _process_result(self, result: object) -> None:
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)
