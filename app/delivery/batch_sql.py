@@ -46,7 +46,8 @@ def _db() -> BaseDBAsyncClient:
 
 async def claim(ids: Sequence[str], now: datetime, lease: datetime, due_before: datetime, force: bool) -> list[str]:
     """Moves the due (or, forced, any unfinished) deliveries among `ids` and those whose send lease ran
-    out to SENDING in one conditional UPDATE; returns the ids this caller now owns."""
+    out to SENDING in one conditional UPDATE; returns the ids this caller now owns. On PostgreSQL a row
+    another transaction holds is skipped (FOR UPDATE SKIP LOCKED), never waited for."""
     if not ids:
         return []
     db = _db()
@@ -69,9 +70,14 @@ async def claim(ids: Sequence[str], now: datetime, lease: datetime, due_before: 
                  f'AND ("next_attempt_at" IS NULL OR "next_attempt_at" <= {due})')
     expired = bind(fields["locked_until"].to_db_value(now, None))
     id_marks = ", ".join(bind(i) for i in padded)
-    sql = (f'UPDATE "delivery" SET {assignments} '
-           f'WHERE (({ready}) OR ("status" = {_statuses(DeliveryStatus.SENDING)} AND "locked_until" < {expired})) '
-           f'AND "id" IN ({id_marks}) RETURNING "id"')
+    claimable = (f'(({ready}) OR ("status" = {_statuses(DeliveryStatus.SENDING)} AND "locked_until" < {expired})) '
+                 f'AND "id" IN ({id_marks})')
+    if db.capabilities.dialect == "postgres":
+        # Rows another worker is claiming this instant are skipped, not waited for: claims never contend.
+        sql = (f'UPDATE "delivery" SET {assignments} WHERE "id" IN (SELECT "id" FROM "delivery" WHERE {claimable} '
+               f'FOR UPDATE SKIP LOCKED) RETURNING "id"')
+    else:  # SQLite runs one writer at a time
+        sql = f'UPDATE "delivery" SET {assignments} WHERE {claimable} RETURNING "id"'
     rows = await db.execute_query_dict(sql, values)
     return [row["id"] for row in rows]
 

@@ -1,0 +1,57 @@
+"""On PostgreSQL a claim skips deliveries another transaction has locked instead of waiting for them
+(FOR UPDATE SKIP LOCKED): workers never queue up behind each other's claims. Always on PostgreSQL,
+whichever database the rest of the run uses: SQLite has no row locks to prove this with."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from tortoise.transactions import in_transaction
+
+from app.delivery import batch_sql
+from app.models import Delivery, DeliveryStatus, Event, Integration, Workspace
+from tests.unit.conftest import open_database
+
+
+@pytest.fixture
+async def postgres():
+    async with open_database("postgres") as ctx:
+        yield ctx
+
+
+async def _pending(n: int) -> list[Delivery]:
+    workspace = await Workspace.create(slug=f"ws-{random.getrandbits(48):x}", name="Locks")
+    event = await Event.create(workspace=workspace, type="session.completed", payload={})
+    integration = await Integration.create(workspace=workspace, type="webhook", name="hook")
+    return [await Delivery.create(workspace=workspace, event=event, integration=integration, event_type=event.type,
+                                  status=DeliveryStatus.PENDING) for _ in range(n)]
+
+
+async def test_a_claim_skips_rows_another_transaction_holds_without_waiting(postgres):
+    locked, free = await _pending(2)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_lock() -> None:
+        async with in_transaction() as connection:
+            await connection.execute_query('SELECT "id" FROM "delivery" WHERE "id" = $1 FOR UPDATE', [locked.id])
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_the_lock())
+    await holding.wait()
+    now = datetime.now(UTC)
+    try:
+        # Without SKIP LOCKED this UPDATE would wait for the other transaction: it would time out here.
+        claimed = await asyncio.wait_for(
+            batch_sql.claim([locked.id, free.id], now, now + timedelta(seconds=90), now + timedelta(seconds=1),
+                            False), timeout=3)
+    finally:
+        release.set()
+        await holder
+    assert claimed == [free.id]
+    # Once the other transaction is done, the skipped row is claimable again.
+    again = await batch_sql.claim([locked.id], now, now + timedelta(seconds=90), now + timedelta(seconds=1), False)
+    assert again == [locked.id]
