@@ -6,8 +6,9 @@ import ipaddress
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -57,11 +58,37 @@ def parse_schedule(value: Any) -> tuple[float, ...]:
     return tuple(delays)
 
 
+def parse_egress_proxy(value: Any) -> str | None:
+    """An http:// or https:// proxy URL with a host (and maybe user:password); blank gives None.
+    Errors show it without its user part."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = str(value).strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # such as an unclosed [IPv6 literal
+        raise ValueError("egress proxy is not a URL such as http://proxy.internal:3128") from None
+    shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts.scheme else "the value given"
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in 0..65535
+    except ValueError:
+        raise ValueError(f"egress proxy {shown} has an invalid port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"egress proxy {shown} must be an http:// or https:// URL with a host, "
+                         "such as http://proxy.internal:3128")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"egress proxy {shown} may not have a path or query: give scheme://host:port only")
+    return text
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HOOKYARD_", extra="ignore")
+    # Errors name the setting and quote only what the validators choose to: a bad value may hold a
+    # password (HOOKYARD_EGRESS_PROXY, HOOKYARD_DATABASE_URL), and pydantic would echo it in full.
+    model_config = SettingsConfigDict(env_prefix="HOOKYARD_", extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Path("./data")
-    database_url: str = "sqlite://./data/hookyard.db"
+    # Unset (or blank): the SQLite file hookyard.db in data_dir (see _default_database_url).
+    database_url: str = ""
     redis_url: str | None = None
     secret_key: str | None = None
     host: str = "127.0.0.1"
@@ -69,6 +96,9 @@ class Settings(BaseSettings):
     public_url: str | None = None
     # Lists are written comma-separated in the environment and parsed once, here.
     allowed_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    # An HTTP proxy every outgoing request goes through (http://[user:password@]host:port); the SSRF
+    # guard still checks each target, the proxy's own address is exempt from it (see README, egress proxy).
+    egress_proxy: str | None = None
     enforce_plans: bool = True
     # The plan of a workspace created by anyone but an instance operator (who may choose one).
     default_plan: Literal["free", "starter", "professional"] = "free"
@@ -104,11 +134,24 @@ class Settings(BaseSettings):
     slow_subscriber_grace_seconds: float = 5.0
     # How often live subscriptions have their token and role checked again (revocation, expiry, demotion).
     live_access_check_seconds: float = 30.0
+    # How long an API process remembers a token's (or portal session's) principal and a user's role in a
+    # workspace. Revocation and member changes made in the same process apply at once, those made in another
+    # process (replica, CLI) within this many seconds; expiry is checked on every request. 0: no caching.
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     # permessage-deflate on WebSockets: each connection then keeps its own zlib state (~300 KiB) and
     # every live update is compressed once per client; off by default (see README, live updates).
     ws_compression: bool = False
     worker_concurrency: int = 200
+    # On SIGTERM a worker (and the API) stops taking work and gives what is in flight this long to finish
+    # and be recorded; a send still out after that is left to its lease and sent again by another worker.
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0)
     run_worker_in_api: bool = True
+    # Prometheus metrics. Set, `hookyard worker` serves /metrics on this port; `hookyard serve` serves its
+    # metrics there too, instead of at /metrics on its main port. Unset: workers serve none.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str | None = None  # default: HOOKYARD_HOST
+    # Set, /metrics (API and worker) answers only `Authorization: Bearer <token>`; 401 otherwise.
+    metrics_token: str | None = None
     log_level: str = "info"
     # json | console; unset: console when stderr is a terminal, JSON lines otherwise.
     log_format: str | None = None
@@ -128,6 +171,7 @@ class Settings(BaseSettings):
     google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
     google_token_url: str = "https://oauth2.googleapis.com/token"
     google_sheets_api_url: str = "https://sheets.googleapis.com"
+    google_drive_api_url: str = "https://www.googleapis.com"  # Drive v3: listing spreadsheets
 
     tortoise_modules: list[str] = Field(default_factory=lambda: ["app.models"])
 
@@ -135,6 +179,11 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: Any) -> tuple[IPNetwork, ...]:
         return parse_networks(value)
+
+    @field_validator("egress_proxy", mode="before")
+    @classmethod
+    def _egress_proxy(cls, value: Any) -> str | None:
+        return parse_egress_proxy(value)
 
     @field_validator("retry_schedule", mode="before")
     @classmethod
@@ -155,6 +204,12 @@ class Settings(BaseSettings):
         if text not in LOG_FORMATS:
             raise ValueError(f"log format {value!r} is not one of: {', '.join(LOG_FORMATS)}")
         return text
+
+    @model_validator(mode="after")
+    def _default_database_url(self) -> Settings:
+        if not self.database_url.strip():
+            self.database_url = f"sqlite://{self.data_dir / 'hookyard.db'}"
+        return self
 
     @property
     def base_url(self) -> str:

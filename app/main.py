@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -19,18 +19,22 @@ from strawberry.exceptions import ConnectionRejectionError
 from tortoise.contrib.starlette import RegisterTortoise
 
 from app.config import Settings
+from app.core import metrics as core_metrics
+from app.core import tracing
 from app.core.logging import configure_logging, get_logger, is_configured
 from app.core.redis_embedded import EmbeddedRedis
 from app.core.secret_box import ensure_secret_key
+from app.delivery import metrics as delivery_metrics
 from app.delivery.runtime import open_runtime
 from app.delivery.unit import unit_of_work
 from app.models.database import tortoise_config
 from app.realtime.access_watch import AccessWatch
 from app.realtime.broadcaster import Broadcaster
-from app.realtime.connections import AbortableWebSockets
-from app.schema import build_schema
+from app.realtime.connections import AbortableWebSockets, OpenSockets
+from app.schema import build_schema, shared_events
 from app.schema.context import Context, Live
-from app.services import oauth_connect
+from app.services import access_cache, oauth_connect, portal_sessions
+from app.web.cors import GraphQLCORS, SessionOrigins
 from app.web.errors import ServiceUnavailable
 from app.web.graphql import GuardedGraphQL, Guards
 from app.web.health import ping_database, ping_redis, readyz
@@ -38,6 +42,7 @@ from app.web.limits import RateLimiter
 from app.web.outages import DATABASE, REDIS, Outages
 from app.web.pages import graphiql_response, page_routes
 from app.web.size import BodySizeLimit
+from app.workers import graceful
 from app.workers.settings import build_worker
 
 log = get_logger("hookyard")
@@ -51,11 +56,20 @@ class HookyardGraphQL(GuardedGraphQL):
         return graphiql_response(STATIC_DIR)
 
     def encode_json(self, data: object) -> str:
-        # Every live update is encoded once per client: orjson does it several times faster.
+        # A live update shared by several subscribers is encoded once; each gets it with its own id.
+        if type(data) is dict and (shared := shared_events.frame(data)) is not None:
+            return shared
         try:
             return orjson.dumps(data).decode()
         except TypeError:
             return super().encode_json(data)
+
+    def is_websocket_origin_allowed(self, request, origin: str) -> bool:
+        # A page on a live portal session's origin may open the live connection; it still needs a token.
+        if super().is_websocket_origin_allowed(request, origin):
+            return True
+        sessions = getattr(request.app.state, "session_origins", None)
+        return sessions is not None and origin.rstrip("/").lower() in sessions
 
     async def get_context(self, request, response) -> Context:
         principal = None
@@ -110,7 +124,17 @@ async def _oauth_callback(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus metrics; with HOOKYARD_METRICS_PORT set they are served on that port instead (404 here)."""
+    settings = request.app.state.settings
+    if settings.metrics_port:
+        return PlainTextResponse("Not Found", status_code=404)
+    if not core_metrics.authorized(request.headers.get("authorization"), settings.metrics_token):
+        return PlainTextResponse(core_metrics.UNAUTHORIZED.decode(), status_code=401,
+                                 headers={"WWW-Authenticate": "Bearer"})
+    refresh = getattr(request.app.state, "metrics_refresh", None)
+    if refresh is not None:  # the database and Redis gauges, each under a short timeout
+        await refresh()
+    return Response(core_metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def run_worker(app: Starlette, settings: Settings, redis_url: str, runtime, outages: Outages) -> None:
@@ -134,7 +158,9 @@ async def run_worker(app: Starlette, settings: Settings, redis_url: str, runtime
 def create_app(settings: Settings) -> Starlette:
     if not is_configured():  # `hookyard serve` set it up already; an app started another way gets it here
         configure_logging(settings)
+    tracing.configure(tracing.API_SERVICE)  # on when OTEL_EXPORTER_OTLP_ENDPOINT is set
     ensure_secret_key(settings)
+    access_cache.configure(settings.auth_cache_seconds)
 
     def redis():
         runtime = getattr(app.state, "runtime", None)
@@ -146,6 +172,8 @@ def create_app(settings: Settings) -> Starlette:
     graphql = HookyardGraphQL(build_schema(settings, unavailable=outages.unavailable), guards,
                               graphql_ide="graphiql", allowed_origins=settings.allowed_origins)
 
+    open_sockets = OpenSockets()  # closed with 1001 when the server shuts down
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         embedded = None
@@ -156,6 +184,10 @@ def create_app(settings: Settings) -> Starlette:
         app.state.redis_url = redis_url
         async with RegisterTortoise(app, config=tortoise_config(settings)):
             runtime = app.state.runtime = await open_runtime(settings, redis_url)
+            app.state.metrics_refresh = delivery_metrics.refresher(runtime.redis)
+            metrics_server = None
+            if settings.metrics_port:
+                metrics_server = await delivery_metrics.start_metrics_server(settings, runtime.redis)
             broadcaster = Broadcaster(redis_url, buffer=settings.subscriber_buffer,
                                       slow_grace=settings.slow_subscriber_grace_seconds)
             await broadcaster.start()
@@ -166,15 +198,21 @@ def create_app(settings: Settings) -> Starlette:
             if settings.run_worker_in_api:
                 worker_task = asyncio.create_task(run_worker(app, settings, redis_url, runtime, outages),
                                                   name="hookyard-worker")
+
+            async def going_away() -> None:  # SIGTERM, before uvicorn waits for requests (app.web.serve)
+                graceful.begin_stopping(getattr(app.state, "worker", None))
+                await open_sockets.going_away(min(settings.slow_subscriber_grace_seconds,
+                                                  settings.shutdown_grace_seconds))
+
+            app.state.going_away = going_away
             try:
                 yield
             finally:
-                if worker_task:
-                    worker_task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await worker_task
-                    with contextlib.suppress(Exception):
-                        await app.state.worker.close()
+                if worker_task:  # in-flight sends get the shutdown grace, then are left to their lease
+                    await graceful.stop(getattr(app.state, "worker", None), worker_task,
+                                        settings.shutdown_grace_seconds)
+                if metrics_server is not None:
+                    await metrics_server.cleanup()
                 await outages.close()
                 await access_watch.stop()
                 await broadcaster.stop()
@@ -182,7 +220,17 @@ def create_app(settings: Settings) -> Starlette:
         if embedded:
             embedded.stop()
 
-    frame_ancestors = [o for o in (*settings.portal_frame_ancestors, *settings.allowed_origins) if o != "*"]
+    static_ancestors = [o for o in (*settings.portal_frame_ancestors, *settings.allowed_origins) if o != "*"]
+
+    async def frame_ancestors(request: Request) -> list[str]:
+        # /portal?session=pss_...: that live session's allowedOrigins may frame it too.
+        try:
+            own = await portal_sessions.frame_origins(request.query_params.get("session"))
+        except Exception:  # the database is away: the configured origins still work
+            own = []
+        return [*static_ancestors, *own]
+
+    session_origins = SessionOrigins(portal_sessions.live_origins, min_interval=0.5)
     routes = [
         # The portal, its embed script, GraphiQL (for a browser's GET /graphql) and its npm-installed assets.
         *page_routes(STATIC_DIR, VENDOR_DIR, frame_ancestors=frame_ancestors),
@@ -197,8 +245,12 @@ def create_app(settings: Settings) -> Starlette:
     ]
     # AbortableWebSockets first: it needs the server's own `send`.
     app = Starlette(routes=routes, lifespan=lifespan, debug=settings.debug,
-                    middleware=[Middleware(AbortableWebSockets),
+                    middleware=[Middleware(AbortableWebSockets, sockets=open_sockets),
+                                Middleware(GraphQLCORS, allow_origins=settings.allowed_origins,
+                                           sessions=session_origins),
                                 Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)])
+    app.state.session_origins = session_origins
+    app.add_middleware(tracing.TracedHttp)  # server spans, while tracing is on
     app.state.settings = settings
     app.state.outages = outages
     return app

@@ -8,7 +8,6 @@ from functools import partial
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
-    MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -20,30 +19,46 @@ from strawberry.schema.config import StrawberryConfig
 from app.config import Settings
 from app.schema import types as t
 from app.schema.errors import ApiError
+from app.schema.execution import Executor
 from app.schema.input_guard import RefuseNulCharacters
+from app.schema.metrics import OperationMetrics
 from app.schema.mutations.deliveries import DeliveryMutations
+from app.schema.mutations.event_types import EventTypeMutations
 from app.schema.mutations.events import EventMutations
 from app.schema.mutations.form_integrations import FormIntegrationMutations
 from app.schema.mutations.forms import FormMutations
 from app.schema.mutations.integrations import IntegrationMutations, IntegrationOAuthMutations, IntegrationProbeMutations
+from app.schema.mutations.portal_sessions import PortalSessionMutations, PortalSessionQueries
 from app.schema.mutations.tokens import TokenMutations
 from app.schema.mutations.workspace import WorkspaceMutations
-from app.schema.queries import Query
-from app.schema.shared_events import SharedEventExecutor
+from app.schema.queries import Query as CoreQuery
+from app.schema.shared_events import QuickMaskErrors
+from app.schema.spreadsheets import SpreadsheetQueries
 from app.schema.subscriptions import Subscription
+from app.schema.templates import TemplateQueries
 from app.schema.validation_cache import ValidatedQueryCache
 
 
-@strawberry.type
+@strawberry.type(description="What can be read. Send a credential as `Authorization: Bearer ...`, an API token "
+                             "(`hyk_...`) or a portal session (`hyp_...`); only `integrationTypes` works without one.")
+class Query(CoreQuery, PortalSessionQueries, SpreadsheetQueries, TemplateQueries):
+    pass
+
+
+@strawberry.type(description="What can be changed. Each mutation takes one `input` and answers a payload whose "
+                             "`errors` list what was wrong with the input; missing access is a GraphQL error instead "
+                             "(UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, PLAN_REQUIRED).")
 class Mutation(
     WorkspaceMutations,
     TokenMutations,
+    PortalSessionMutations,
     FormMutations,
     IntegrationMutations,
     IntegrationProbeMutations,
     IntegrationOAuthMutations,
     FormIntegrationMutations,
     EventMutations,
+    EventTypeMutations,
     DeliveryMutations,
 ):
     pass
@@ -121,16 +136,19 @@ class HookyardSchema(strawberry.Schema):
 def build_schema(settings: Settings, *, sorted_for_export: bool = False,
                  unavailable: Unavailable | None = None) -> strawberry.Schema:
     """`unavailable` (app.web.outages) turns errors from a database or Redis that is down into SERVICE_UNAVAILABLE."""
+    # The depth and alias limits are validation rules: built once here, run with the rest of validation
+    # (which ValidatedQueryCache skips for a text it has seen validate).
+    limits = (*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+              *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)
     extensions = [
+        OperationMetrics,  # first: its time includes parsing and validation
         ParserCache,
-        ValidatedQueryCache,
+        partial(ValidatedQueryCache, rules=limits),
         RefuseNulCharacters,
-        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
-        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
     ]
     if not settings.debug:
-        extensions.append(partial(MaskErrors, should_mask_error=error_masker(unavailable),
+        extensions.append(partial(QuickMaskErrors, should_mask_error=error_masker(unavailable),
                                   error_message="Internal server error"))
     if unavailable is not None:
         extensions.append(partial(OutageErrors, unavailable=unavailable))
@@ -144,7 +162,7 @@ def build_schema(settings: Settings, *, sorted_for_export: bool = False,
         # Sorting rebuilds the graphql-core schema without Strawberry's enum types, which breaks
         # serializing Python enums, so only the exported SDL is sorted.
         config=StrawberryConfig(auto_camel_case=True, sort_schema=sorted_for_export),
-        execution_context_class=SharedEventExecutor,
+        execution_context_class=Executor,  # shared live updates, plain attributes answered directly
     )
     schema.unavailable = unavailable
     return schema

@@ -30,27 +30,37 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from app.models import ApiToken, Membership, Plan, Role, User, Workspace
-from app.services.tokens import ABILITIES, OPERATOR_ABILITY, create_token
-from app.services.workspaces import create_workspace
+from app.core.secret_box import SecretBox
+from app.models import ApiToken, EventType, Integration, Membership, Plan, Role, User, Workspace
+from app.services.portal_sessions import SESSION_ABILITIES, SessionRequest, create_session
+from app.services.tokens import ABILITIES, OPERATOR_ABILITY, Principal, create_token
+from app.services.workspaces import create_workspace, set_plan
 from tests.conftest import GraphQLClient
 from tests.receivers import Receiver
+from tests.secrets import TEST_SECRET_KEY
 
-U, F, N, P, OK = "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "PLAN_REQUIRED", "OK"
+U, F, N, P, OK, NULL = "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "PLAN_REQUIRED", "OK", "NULL"
 
 # Who calls. `lacking` is the owner's user with a token that has every ability but the one the row
 # needs (no ability at all for rows that need none); `operator` is the owner's user with a token that
-# also has instance:operator, which only `hookyard bootstrap` mints.
-PRINCIPALS = ("none", "malformed", "revoked", "expired", "lacking", "member", "admin", "owner", "other", "operator")
+# also has instance:operator, which only `hookyard bootstrap` mints. `session` is a portal session the
+# owner made for the main workspace with every ability a session may carry: by default it may do what
+# the owner may there, and rows name what it may not (tokens, sessions, members, plans, other workspaces).
+PRINCIPALS = ("none", "malformed", "revoked", "expired", "lacking", "member", "admin", "owner", "other", "operator",
+              "session")
 NO_VALID_TOKEN = {"none": U, "malformed": U, "revoked": U, "expired": U}
 
 
 def outcomes(*, lacking: str, member: str, admin: str, owner: str, other: str, operator: str | None = None,
-             anonymous: str | None = None) -> dict[str, str]:
+             anonymous: str | None = None, session: str | None = None) -> dict[str, str]:
     """Expected outcome per principal; the four without a valid token are UNAUTHENTICATED unless `anonymous`."""
     without = NO_VALID_TOKEN if anonymous is None else dict.fromkeys(NO_VALID_TOKEN, anonymous)
     return {**without, "lacking": lacking, "member": member, "admin": admin, "owner": owner, "other": other,
-            "operator": owner if operator is None else operator}
+            "operator": owner if operator is None else operator, "session": owner if session is None else session}
+
+
+def but(expect: dict[str, str], **changes: str) -> dict[str, str]:
+    return {**expect, **changes}
 
 
 # The access rules in use, by name.
@@ -108,6 +118,7 @@ class Fixtures:
     owner_token_id: str
     principals: dict[str, Who] = field(default_factory=dict)
     lacking: dict[str | None, str] = field(default_factory=dict)  # needed ability -> a token lacking it
+    sheets_integration_id: str = ""  # Google Sheets, connected (tokens of the fake Google), no spreadsheet yet
 
     def who(self, name: str, row: Row) -> Who:
         if name == "lacking":
@@ -139,6 +150,19 @@ class Fixtures:
         await Membership.create(workspace_id=self.workspace_id, user=user, role=Role.MEMBER)
         return user.id
 
+    async def fresh_session(self) -> str:
+        """A portal session the owner made."""
+        owner = await User.get(id=self.owner_id)
+        made = await create_session(Principal(user=owner, token=await ApiToken.get(id=self.owner_token_id)),
+                                    await Workspace.get(id=self.workspace_id), SessionRequest(), "http://x")
+        return made.value.session.id
+
+    async def fresh_event_type(self, *, is_global: bool = False) -> str:
+        """A type in the main workspace's catalog, or in the global one."""
+        name = f"matrix.{uuid.uuid4().hex[:10]}"
+        await EventType.create(workspace_id=None if is_global else self.workspace_id, name=name)
+        return name
+
     async def fresh_token_of(self, who: Who) -> str:
         token, _ = await create_token(await User.get(id=who.user_id or self.owner_id), name="spare")
         return token.id
@@ -167,43 +191,59 @@ async def _fresh(make, key: str, **extra):
 
 TABLE: list[Row] = [
     # ---------------------------------------------------------------- queries
-    Row("viewer", "{ viewer { user { id } token { id } } }", ANY_USER),
+    Row("viewer", "{ viewer { user { id } } }", ANY_USER),
+    Row("portalSession", "{ portalSession { id workspace } }",
+        outcomes(lacking=NULL, member=NULL, admin=NULL, owner=NULL, other=NULL, session=OK)),
     Row("integrationTypes", "{ integrationTypes { type available } }", PUBLIC),
     Row("workspace", "query($s: String!) { workspace(slug: $s) { slug } }", MEMBERS,
         variables=lambda fx, who: {"s": fx.slug}),
     Row("eventTypes", "query($s: String!) { eventTypes(workspace: $s) { name } }", MEMBERS,
         variables=lambda fx, who: {"s": fx.slug}),
+    Row("eventTypes", "{ eventTypes { name } }", ANY_USER, variant="global"),
     Row("integration", "query($id: ID!) { integration(id: $id) { id } }", ADMINS_WITH_ABILITY, "integrations:read",
         lambda fx, who: {"id": fx.integration_id}),
     Row("delivery", "query($id: ID!) { delivery(id: $id) { id } }", ADMINS_WITH_ABILITY, "deliveries:read",
         lambda fx, who: {"id": fx.delivery_id}),
+    Row("integrationSpreadsheets", "query($id: ID!) { integrationSpreadsheets(id: $id) { id name } }",
+        ADMINS_WITH_ABILITY, "integrations:read", lambda fx, who: {"id": fx.sheets_integration_id}),
+    Row("templatePreview", "query($in: TemplatePreviewInput!) { templatePreview(input: $in) { output "
+        "errors { code } } }", ANY_USER_WITH_ABILITY, "integrations:write",  # no workspace: reads nothing stored
+        lambda fx, who: {"in": {"template": "{t: type}", "event": "matrix.checked", "payload": {}}}),
     node("workspace", MEMBERS, lambda fx: fx.workspace_id),
     node("form", MEMBERS, lambda fx: fx.form_id),
-    node("user", MEMBERS, lambda fx: fx.owner_id),
+    node("user", but(MEMBERS, session=N), lambda fx: fx.owner_id),
     node("integration", ADMINS_WITH_ABILITY, lambda fx: fx.integration_id, "integrations:read"),
     node("form integration", ADMINS_WITH_ABILITY, lambda fx: fx.attachment_id, "integrations:read"),
     node("delivery", ADMINS_WITH_ABILITY, lambda fx: fx.delivery_id, "deliveries:read"),
     node("event", ADMINS_WITH_ABILITY, lambda fx: fx.event_id, "deliveries:read"),
     node("attempt", ADMINS_WITH_ABILITY, lambda fx: fx.attempt_id, "deliveries:read"),
-    node("api token", THE_OWNERS_USER, lambda fx: fx.owner_token_id),
+    node("api token", but(THE_OWNERS_USER, session=N), lambda fx: fx.owner_token_id),
     # ---------------------------------------------------------------- mutations: the caller's own
     Row("workspaceCreate", "mutation($s: String!) { workspaceCreate(input: {slug: $s, name: \"Mine\"}) "
-        "{ workspace { slug } errors { code } } }", ANY_USER, variables=lambda fx, who: {"s": fresh_slug()}),
+        "{ workspace { slug } errors { code } } }", but(ANY_USER, session=F),
+        variables=lambda fx, who: {"s": fresh_slug()}),
     Row("workspaceCreate", "mutation($s: String!) { workspaceCreate(input: {slug: $s, name: \"Mine\", "
         "plan: PROFESSIONAL}) { workspace { slug } errors { code } } }", OPERATORS, OPERATOR_ABILITY,
         lambda fx, who: {"s": fresh_slug()}, variant="plan"),
     Row("workspacePlanSet", "mutation($s: String!) { workspacePlanSet(input: {workspace: $s, plan: PROFESSIONAL}) "
         "{ workspace { plan } errors { code } } }", OPERATORS, OPERATOR_ABILITY, lambda fx, who: {"s": fx.slug}),
     Row("apiTokenCreate", 'mutation { apiTokenCreate(input: {name: "matrix", abilities: []}) '
-        "{ token errors { code } } }", ANY_USER_WITH_ABILITY, "tokens:write"),
+        "{ token errors { code } } }", but(ANY_USER_WITH_ABILITY, session=F), "tokens:write"),
     Row("apiTokenRevoke", "mutation($id: ID!) { apiTokenRevoke(input: {id: $id}) { revokedId errors { code } } }",
-        ANY_USER_WITH_ABILITY, "tokens:write", lambda fx, who: _fresh(lambda: fx.fresh_token_of(who), "id")),
+        but(ANY_USER_WITH_ABILITY, session=F), "tokens:write",
+        lambda fx, who: _fresh(lambda: fx.fresh_token_of(who), "id")),
+    Row("portalSessionCreate", "mutation($ws: String!) { portalSessionCreate(input: {workspace: $ws}) "
+        "{ token errors { code } } }", but(ADMINS_WITH_ABILITY, session=F), "tokens:write",
+        lambda fx, who: {"ws": fx.slug}),
+    Row("portalSessionRevoke", "mutation($id: ID!) { portalSessionRevoke(input: {id: $id}) { revokedId "
+        "errors { code } } }", outcomes(lacking=F, member=N, admin=N, owner=OK, other=N, session=F), "tokens:write",
+        lambda fx, who: _fresh(fx.fresh_session, "id")),
     # ---------------------------------------------------------------- mutations: members
     Row("memberAdd", "mutation($ws: String!, $e: String!) { memberAdd(input: {workspace: $ws, email: $e}) "
-        "{ member { role } errors { code } } }", ADMINS,
+        "{ member { role } errors { code } } }", but(ADMINS, session=F),
         variables=lambda fx, who: {"ws": fx.slug, "e": f"{fresh_slug()}@example.com"}),
     Row("memberRemove", "mutation($ws: String!, $u: ID!) { memberRemove(input: {workspace: $ws, userId: $u}) "
-        "{ removedUserId errors { code } } }", ADMINS,
+        "{ removedUserId errors { code } } }", but(ADMINS, session=F),
         variables=lambda fx, who: _fresh(fx.fresh_member, "u", ws=fx.slug)),
     # ---------------------------------------------------------------- mutations: forms
     Row("formCreate", "mutation($ws: String!, $s: String!) { formCreate(input: {workspace: $ws, slug: $s, "
@@ -217,20 +257,20 @@ TABLE: list[Row] = [
     Row("integrationConnect", CONNECT, ADMINS_WITH_ABILITY, "integrations:write",
         lambda fx, who: {"input": {"workspace": fx.slug, "type": "WEBHOOK", "name": "m",
                                    "config": {"url": fx.receiver.url("/hook")}}}),
-    Row("integrationConnect", CONNECT, ADMINS_ON_A_PAID_PLAN, "integrations:write",
+    Row("integrationConnect", CONNECT, but(ADMINS_ON_A_PAID_PLAN, session=N), "integrations:write",
         lambda fx, who: {"input": {"workspace": fx.free_slug, "type": "WEBHOOK", "name": "m",
                                    "config": {"url": fx.receiver.url("/hook")}}}, variant="free plan"),
     Row("integrationUpdate", "mutation($id: ID!) { integrationUpdate(input: {id: $id, name: \"Renamed\"}) "
         "{ integration { id } errors { code } } }", ADMINS_WITH_ABILITY, "integrations:write",
         lambda fx, who: {"id": fx.integration_id}),
     Row("integrationUpdate", "mutation($id: ID!) { integrationUpdate(input: {id: $id, name: \"Renamed\"}) "
-        "{ integration { id } errors { code } } }", ADMINS_ON_A_PAID_PLAN, "integrations:write",
+        "{ integration { id } errors { code } } }", but(ADMINS_ON_A_PAID_PLAN, session=N), "integrations:write",
         lambda fx, who: {"id": fx.free_integration_id}, variant="free plan"),
     Row("integrationRotateSecret", "mutation($id: ID!) { integrationRotateSecret(input: {id: $id}) "
         "{ secret errors { code } } }", ADMINS_WITH_ABILITY, "integrations:write",
         lambda fx, who: {"id": fx.integration_id}),
     Row("integrationTest", TEST, ADMINS_WITH_ABILITY, "integrations:write", lambda fx, who: {"id": fx.integration_id}),
-    Row("integrationTest", TEST, ADMINS_ON_A_PAID_PLAN, "integrations:write",
+    Row("integrationTest", TEST, but(ADMINS_ON_A_PAID_PLAN, session=N), "integrations:write",
         lambda fx, who: {"id": fx.free_integration_id}, variant="free plan"),
     Row("integrationOAuthConnectUrl", "mutation($ws: String!) { integrationOAuthConnectUrl(input: {workspace: $ws, "
         "type: HUBSPOT, redirectTo: \"https://app.example.com/done\"}) { url errors { code } } }",
@@ -251,6 +291,27 @@ TABLE: list[Row] = [
     Row("eventPublish", "mutation($ws: String!) { eventPublish(input: {workspace: $ws, type: \"matrix.checked\", "
         "payload: {n: 1}}) { event { id } errors { code } } }", MEMBERS_WITH_ABILITY, "events:publish",
         lambda fx, who: {"ws": fx.slug}),
+    Row("eventsPublish", "mutation($ws: String!) { eventsPublish(input: {workspace: $ws, events: [{type: "
+        "\"matrix.checked\", payload: {n: 1}}]}) { results { event { id } } errors { code } } }",
+        MEMBERS_WITH_ABILITY, "events:publish", lambda fx, who: {"ws": fx.slug}),
+    Row("eventTypeRegister", "mutation($ws: String!, $n: String!) { eventTypeRegister(input: {workspace: $ws, "
+        "name: $n}) { eventType { name } errors { code } } }", but(ADMINS_WITH_ABILITY, session=F), "events:publish",
+        lambda fx, who: {"ws": fx.slug, "n": f"matrix.{uuid.uuid4().hex[:10]}"}),
+    Row("eventTypeRegister", "mutation($n: String!) { eventTypeRegister(input: {global: true, name: $n}) "
+        "{ eventType { name } errors { code } } }", OPERATORS, OPERATOR_ABILITY,
+        lambda fx, who: {"n": f"matrix.{uuid.uuid4().hex[:10]}"}, variant="global"),
+    Row("eventTypeUpdate", "mutation($ws: String!, $n: String!) { eventTypeUpdate(input: {workspace: $ws, name: $n, "
+        "description: \"d\"}) { eventType { name } errors { code } } }", but(ADMINS_WITH_ABILITY, session=F),
+        "events:publish", lambda fx, who: _fresh(fx.fresh_event_type, "n", ws=fx.slug)),
+    Row("eventTypeUpdate", "mutation($n: String!) { eventTypeUpdate(input: {global: true, name: $n, "
+        "description: \"d\"}) { eventType { name } errors { code } } }", OPERATORS, OPERATOR_ABILITY,
+        lambda fx, who: _fresh(lambda: fx.fresh_event_type(is_global=True), "n"), variant="global"),
+    Row("eventTypeDeprecate", "mutation($ws: String!, $n: String!) { eventTypeDeprecate(input: {workspace: $ws, "
+        "name: $n}) { eventType { name } errors { code } } }", but(ADMINS_WITH_ABILITY, session=F), "events:publish",
+        lambda fx, who: _fresh(fx.fresh_event_type, "n", ws=fx.slug)),
+    Row("eventTypeDeprecate", "mutation($n: String!) { eventTypeDeprecate(input: {global: true, name: $n}) "
+        "{ eventType { name } errors { code } } }", OPERATORS, OPERATOR_ABILITY,
+        lambda fx, who: _fresh(lambda: fx.fresh_event_type(is_global=True), "n"), variant="global"),
     Row("deliveryRetry", "mutation($id: ID!) { deliveryRetry(input: {id: $id}) { queued errors { code } } }",
         ADMINS_WITH_ABILITY, "deliveries:write", lambda fx, who: _fresh(fx.fresh_delivery, "id")),
     Row("deliveriesRecover", "mutation($id: ID!) { deliveriesRecover(input: {integrationId: $id, "
@@ -275,7 +336,7 @@ async def _token(user_id: str, abilities, **extra) -> ApiToken:
 
 
 @pytest.fixture(scope="module")
-async def fx(http, server):
+async def fx(http, server, providers):
     receiver = await Receiver().start()
     receiver.script("/hook", (200, {}, b"ok"))
     users = {name: await User.create(email=f"{name}-{fresh_slug()}@example.com", name=name)
@@ -309,8 +370,15 @@ async def fx(http, server):
                      owner_id=owner_id, form_id=form_id, integration_id="", free_integration_id="", attachment_id="",
                      delivery_id="", event_id="", attempt_id="", owner_token_id=spare.id, lacking=lacking)
     world.integration_id = await world.fresh_integration()
+    google = {k: v for k, v in providers.issue_tokens("google").items() if k != "expires_in"}
+    world.sheets_integration_id = (await Integration.create(
+        workspace_id=workspace.id, type="GOOGLE_SHEETS", name="Sheets", status="NEEDS_SETUP",
+        config={"spreadsheet_id": None, "range": "Sheet1!A:Z", "columns": ["$event"]},
+        secrets_encrypted=SecretBox(TEST_SECRET_KEY).seal(google), events=["*"])).id
     world.free_integration_id = await world.fresh_integration(free_slug)
-    await Workspace.filter(id=free.id).update(plan=Plan.FREE)  # connected while paid, then downgraded
+    # Connected while paid, then downgraded (through the service, which tells the API's membership
+    # cache at once; a change made straight in the database would show within HOOKYARD_AUTH_CACHE_SECONDS).
+    await set_plan(free, Plan.FREE)
     world.attachment_id = (await gql(ATTACH, {"ws": slug, "id": await world.fresh_integration()})
                            )["formIntegrationAttach"]["formIntegration"]["id"]
     world.delivery_id = await world.fresh_delivery()
@@ -319,7 +387,10 @@ async def fx(http, server):
     world.event_id = detail["delivery"]["event"]["id"]
     world.attempt_id = detail["delivery"]["attempts"][0]["id"]
 
+    session = await create_session(Principal(user=users["owner"], token=spare), workspace,
+                                   SessionRequest(abilities=list(SESSION_ABILITIES)), "http://x")
     world.principals = {
+        "session": Who("session", session.value.plain, owner_id),
         "none": Who("none", None, None),
         "malformed": Who("malformed", "hyk_this-is-not-a-token", None),
         "revoked": Who("revoked", revoked.plain, owner_id),
