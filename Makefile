@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-postgres schema schema-check lint bench bench-throughput chaos cluster-test clean
+.PHONY: run test test-postgres schema schema-check lint bench bench-throughput bench-reads bench-all bench-log chaos cluster-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,21 @@ bench: $(STAMP)
 # Delivery throughput and latency on the machine's PostgreSQL and Redis (see bench/throughput.py).
 bench-throughput: $(STAMP)
 	$(BIN)/python bench/throughput.py
+
+# `workspace.deliveries(first: 100)` with attempts through GraphQL against a plain Starlette endpoint serving
+# the same rows from the same PostgreSQL, in a throw-away database (see bench/reads.py).
+bench-reads: $(STAMP)
+	$(BIN)/python bench/reads.py
+
+# Every benchmark in turn; rewrites bench/RESULTS.md with the machine, versions, commands and figures
+# (see bench/all.py; `--quick` for a smoke run of the harness).
+bench-all: $(STAMP)
+	$(BIN)/python bench/all.py
+
+# The delivery log's pages, the send path's SQL and the purge at 10k, 100k and 1M deliveries on the machine's
+# PostgreSQL, in a throw-away database (see bench/log_growth.py; figures in bench/RESULTS.md).
+bench-log: $(STAMP)
+	$(BIN)/python bench/log_growth.py --purge-variants
 
 # Delivery under faults (worker SIGKILLs, Redis FLUSHALL, PostgreSQL restart) on a PostgreSQL and a
 # Redis of its own: fails unless nothing is lost or stuck and every signature checks (see bench/chaos.py).

@@ -3,7 +3,8 @@
 The DESIGN.md target: one plain aiohttp sender posting signed JSON to a local receiver is
 the baseline (posts/s, measured in the same run); Hookyard's end-to-end deliveries/s
 (publish through GraphQL, fan-out, queue, send, attempt recorded) should reach at least
-40 % of it, with p99 publish-to-receipt under 250 ms at 500 deliveries/s.
+40 % of it, with p99 publish-to-receipt under 250 ms at 500 deliveries/s; publishing in
+`eventsPublish` calls of many events (`--batch N`), at least 60 %.
 
 The bench creates a throw-away PostgreSQL database (dropped at the end), uses one Redis db
 (flushed before and after), starts `hookyard serve` (API only) and `hookyard worker`
@@ -12,17 +13,18 @@ process (so every event fans out to N deliveries), then
 
 1. baseline: one aiohttp ClientSession posts Standard Webhooks-signed JSON to the same
    receiver, a few runs before Hookyard starts and one after it stops; the best run counts;
-2. throughput: publishes a fixed number of events through GraphQL `eventPublish` with
-   bounded concurrency and times first publish -> last delivery received and its attempt
-   recorded in the database;
+2. throughput: publishes a fixed number of events through GraphQL `eventPublish` (or
+   `eventsPublish` calls of `--batch` events each) with bounded concurrency and times first
+   publish -> last delivery received and its attempt recorded in the database;
 3. latency: publishes at a fixed rate worth `--rate` deliveries/s and measures, per
-   delivery, publish start -> receipt at the receiver.
+   delivery, publish start -> receipt at the receiver (with `--batch`, a call of that many
+   events every batch's worth of the rate: the delay counts from the call's start).
 
 It also reports where the CPU went (bench, API, workers, Redis, PostgreSQL) and warns when
 other processes were busy meanwhile: on a 2-core machine that moves the figures a lot.
 
     .venv/bin/python bench/throughput.py [--events 1000] [--integrations 10] [--workers 1]
-        [--rate 500] [--latency-seconds 10] [--database-url postgres://...] [--redis-url redis://...]
+        [--batch 50] [--rate 500] [--latency-seconds 10] [--database-url postgres://...] [--redis-url redis://...]
         [--app-dir another/checkout] [--check]
 """
 
@@ -59,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.local_services import ROOT, Proc, free_port, hookyard_argv, serve_hooks, stop
 
 TARGET_RATIO = 0.40
+TARGET_BATCH_RATIO = 0.60  # publishing with `eventsPublish` (--batch)
 TARGET_P99_MS = 250.0
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 REDIS_START = 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'
@@ -67,6 +70,8 @@ CONNECT = """mutation($input: IntegrationConnectInput!) { integrationConnect(inp
   integration { id } secret errors { field message code } } }"""
 PUBLISH = """mutation($input: EventPublishInput!) { eventPublish(input: $input) {
   event { id } deliveries { id } errors { field message code } } }"""
+PUBLISH_MANY = """mutation($input: EventsPublishInput!) { eventsPublish(input: $input) {
+  results { event { id } deliveries { id } errors { field message code } } errors { field message code } } }"""
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -110,10 +115,14 @@ class Receiver:
     checked: int = 0
     bad_signatures: int = 0
     verify_every: int = 50
+    side: int = 0
     waiter: tuple[int, asyncio.Future] | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        if request.match_info["name"].startswith("side"):  # --controlled integrations: counted apart
+            self.side += 1
+            return web.Response(status=200)
         now = time.perf_counter()
         msg_id = request.headers.get("webhook-id", "")
         self.count += 1
@@ -252,9 +261,9 @@ class Api:
             raise RuntimeError(f"GraphQL error ({response.status}): {raw[:500]!r}")
         return data["data"]
 
-    async def connect_webhook(self, name: str, url: str, secret: str) -> str:
+    async def connect_webhook(self, name: str, url: str, secret: str, **config) -> str:
         data = await self.gql(CONNECT, {"input": {"workspace": "default", "type": "WEBHOOK", "name": name,
-                                                  "config": {"url": url}, "secrets": {"secret": secret},
+                                                  "config": {"url": url, **config}, "secrets": {"secret": secret},
                                                   "events": ["*"]}})
         payload = data["integrationConnect"]
         if payload["errors"]:
@@ -268,6 +277,21 @@ class Api:
         if payload["errors"]:
             raise RuntimeError(f"eventPublish: {payload['errors']}")
         return [d["id"] for d in payload["deliveries"]]
+
+    async def publish_many(self, event_type: str, seqs: list[int]) -> list[str]:
+        """One `eventsPublish` call of an event per number; the delivery ids of them all."""
+        data = await self.gql(PUBLISH_MANY, {"input": {"workspace": "default", "events": [
+            {"type": event_type, "payload": {"answer": 42, "seq": seq}} for seq in seqs]}})
+        payload = data["eventsPublish"]
+        if payload["errors"]:
+            raise RuntimeError(f"eventsPublish: {payload['errors'][:5]}")
+        return [d["id"] for result in payload["results"] for d in result["deliveries"]]
+
+    async def publish_some(self, event_type: str, seqs: list[int]) -> list[str]:
+        """`eventsPublish` for several events, `eventPublish` for one."""
+        if len(seqs) == 1:
+            return await self.publish(event_type, seqs[0])
+        return await self.publish_many(event_type, seqs)
 
     async def close(self) -> None:
         await self.session.close()
@@ -315,23 +339,27 @@ class Throughput:
         return self.deliveries / self.seconds
 
 
-async def warm_up(api: Api, receiver: Receiver, integrations: int, events: int) -> None:
+def chunks(events: int, batch: int) -> list[list[int]]:
+    return [list(range(n, min(n + batch, events))) for n in range(0, events, batch)]
+
+
+async def warm_up(api: Api, receiver: Receiver, integrations: int, events: int, batch: int = 1) -> None:
     receiver.reset()
-    await asyncio.gather(*(api.publish("bench.warmup", n) for n in range(events)))
+    await asyncio.gather(*(api.publish_some("bench.warmup", seqs) for seqs in chunks(events, max(1, batch))))
     if not await receiver.wait_for(events * integrations, 60):
         raise RuntimeError(f"warm-up: only {len(receiver.arrivals)} of {events * integrations} deliveries "
                            "arrived in 60 s (are the workers running? see their logs)")
 
 
 async def throughput(api: Api, receiver: Receiver, db: asyncpg.Connection, integrations: int, events: int,
-                     concurrency: int, timeout: float) -> Throughput:
+                     concurrency: int, timeout: float, batch: int = 1) -> Throughput:
     receiver.reset()
     expected = events * integrations
-    counter = iter(range(events))
+    counter = iter(chunks(events, max(1, batch)))
 
     async def lane() -> None:
-        for n in counter:
-            await api.publish("bench.throughput", n)
+        for seqs in counter:
+            await api.publish_some("bench.throughput", seqs)
 
     started = time.perf_counter()
     await asyncio.gather(*(lane() for _ in range(concurrency)))
@@ -356,31 +384,33 @@ class Latency:
 
 
 async def latency(api: Api, receiver: Receiver, integrations: int, rate: float, seconds: float,
-                  timeout: float) -> Latency:
-    """Publishes an event every integrations/rate s; delay = publish start -> receipt, per delivery."""
+                  timeout: float, batch: int = 1) -> Latency:
+    """Publishes an event every integrations/rate s (`batch` events every batch times that, in one
+    call); delay = publish start -> receipt, per delivery."""
     receiver.reset()
     events = max(1, int(rate * seconds / integrations))
-    interval = integrations / rate
+    calls = chunks(events, max(1, batch))
+    interval = integrations / rate * max(1, batch)
     starts: dict[str, float] = {}
     publish_ms: list[float] = []
     late = 0
 
-    async def one(n: int) -> None:
+    async def one(seqs: list[int]) -> None:
         begun = time.perf_counter()
-        ids = await api.publish("bench.latency", n)
+        ids = await api.publish_some("bench.latency", seqs)
         publish_ms.append((time.perf_counter() - begun) * 1000)
         for delivery_id in ids:
             starts[delivery_id] = begun
 
     tasks = []
     origin = time.perf_counter()
-    for n in range(events):
+    for n, seqs in enumerate(calls):
         delay = origin + n * interval - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         elif delay < -interval:
             late += 1  # the bench itself fell behind the schedule
-        tasks.append(asyncio.create_task(one(n)))
+        tasks.append(asyncio.create_task(one(seqs)))
     await asyncio.gather(*tasks)
     await receiver.wait_for(events * integrations, timeout)
     got = [(s - origin, (receiver.arrivals[d] - s) * 1000) for d, s in starts.items() if d in receiver.arrivals]
@@ -453,6 +483,17 @@ class CpuMeter:
             text += (f"\n          WARNING: other processes used {self.other:.1f} CPU s meanwhile; "
                      "the figures are not from a quiet machine")
         return text
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory in MiB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def machine_busy() -> float:
@@ -530,7 +571,10 @@ def report(args: argparse.Namespace, base_rates: list[float], base_cpu: CpuMeter
     p50 = percentile(delays, 50) if delays else float("nan")
     p99 = percentile(delays, 99) if delays else float("nan")
     complete = tp.received == tp.deliveries and tp.succeeded == tp.deliveries and tp.attempts == tp.deliveries
-    ratio_ok = complete and ratio >= TARGET_RATIO
+    target = TARGET_BATCH_RATIO if args.batch > 1 else TARGET_RATIO
+    ratio_ok = complete and ratio >= target
+    how = (f"eventsPublish calls of {args.batch} events, {args.concurrency} in flight" if args.batch > 1
+           else f"{args.concurrency} publishes in flight")
     latency_ok = len(delays) == lat.expected and p99 < TARGET_P99_MS
     line = "-" * 78
     print(line)
@@ -541,25 +585,28 @@ def report(args: argparse.Namespace, base_rates: list[float], base_cpu: CpuMeter
           f"{base_rate:8.0f} posts/s  (best of {', '.join(f'{r:.0f}' for r in base_rates)})")
     if base_cpu.other > 0.2:
         print(f"          WARNING: other processes used {base_cpu.other:.1f} CPU s during the baseline runs")
-    print(f"hookyard  {tp.events} events x {args.integrations} = {tp.deliveries} deliveries, "
-          f"{args.concurrency} publishes in flight:")
+    print(f"hookyard  {tp.events} events x {args.integrations} = {tp.deliveries} deliveries, {how}:")
     print(f"          published in {tp.publish_seconds:.2f} s ({tp.events / tp.publish_seconds:.0f} events/s); "
           f"all received and recorded after {tp.seconds:.2f} s")
     print(f"          received {tp.received}, SUCCEEDED {tp.succeeded}, attempts recorded {tp.attempts}, "
           f"duplicate receipts {rx.duplicates}")
     print(f"          {tp.rate:8.0f} deliveries/s = {ratio:.2f} x baseline  "
-          f"(target >= {TARGET_RATIO:.2f}: {'MET' if ratio_ok else 'NOT MET'})")
+          f"(target >= {target:.2f}: {'MET' if ratio_ok else 'NOT MET'})")
     print(f"          {cpu.describe(tp.deliveries)}")
     print(f"latency   {lat.rate:g} deliveries/s for {lat.seconds:g} s ({lat.expected} deliveries, "
           f"{len(delays)} received, {lat.late_publishes} publishes behind schedule)")
     if delays:
         print(f"          publish -> receipt: p50 {p50:.1f} ms, p90 {percentile(delays, 90):.1f} ms, "
               f"p99 {p99:.1f} ms, max {max(delays):.1f} ms, mean {statistics.mean(delays):.1f} ms")
-        print(f"          eventPublish round trip: p50 {percentile(lat.publish_ms, 50):.1f} ms, "
+        call = f"eventsPublish ({args.batch} events)" if args.batch > 1 else "eventPublish"
+        print(f"          {call} round trip: p50 {percentile(lat.publish_ms, 50):.1f} ms, "
               f"p99 {percentile(lat.publish_ms, 99):.1f} ms")
         print("          p99 per second of publishing: " + " ".join(f"{v:.0f}" for v in lat.p99_by_second))
     print(f"          {lat_cpu.describe(lat.expected)}")
     print(f"          p99 target < {TARGET_P99_MS:.0f} ms: {'MET' if latency_ok else 'NOT MET'}")
+    if args.controlled:
+        print(f"controlled {args.controlled} ordered / rate-limited integrations on the same events: "
+              f"{rx.side} of their deliveries received (not counted above)")
     print(f"signatures checked on {rx.checked} sampled receipts, {rx.bad_signatures} bad")
     print(line)
     return ratio_ok and latency_ok and rx.bad_signatures == 0
@@ -575,6 +622,9 @@ async def main() -> int:
     parser.add_argument("--integrations", type=int, default=10, help="webhooks per event (fan-out)")
     parser.add_argument("--events", type=int, default=1000, help="events published in the throughput phase")
     parser.add_argument("--concurrency", type=int, default=16, help="eventPublish calls in flight")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="publish in eventsPublish calls of this many events (at most 500; 1: eventPublish); "
+                             f"the throughput target is then {TARGET_BATCH_RATIO:.2f} x baseline")
     parser.add_argument("--workers", type=int, default=1,
                         help="`hookyard worker` processes (on 2 cores one does best; try 2 on bigger machines)")
     parser.add_argument("--worker-concurrency", type=int, default=None,
@@ -586,6 +636,10 @@ async def main() -> int:
     parser.add_argument("--quiet-wait", type=float, default=30,
                         help="seconds to wait for the machine to be idle before starting")
     parser.add_argument("--baseline-concurrency", type=int, default=64)
+    parser.add_argument("--controlled", type=int, default=0,
+                        help="extra integrations with delivery control (alternately ORDERED in one lane, and "
+                             "rate-limited to 100/s with at most 2 in flight), on the same events; their "
+                             "deliveries are not counted, so the figures show what they cost the others")
     parser.add_argument("--warmup-events", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=120, help="max seconds to wait for deliveries")
     parser.add_argument("--app-dir", type=Path, default=ROOT,
@@ -593,6 +647,8 @@ async def main() -> int:
     parser.add_argument("--keep-logs", action="store_true", help="print where the server/worker logs are")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
     args = parser.parse_args()
+    if not 1 <= args.batch <= 500:
+        parser.error("--batch must be 1-500 (eventsPublish takes at most 500 events)")
 
     if not await services_up(args.database_url, args.redis_url):
         return 2
@@ -652,11 +708,16 @@ async def main() -> int:
                 secret = new_secret()
                 receiver.keys[f"w{n}"] = hmac_key(secret)
                 await api.connect_webhook(f"bench {n}", f"http://127.0.0.1:{rx_port}/hook/w{n}", secret)
+            for n in range(args.controlled):
+                control = ({"ordering": "ORDERED"} if n % 2 == 0 else
+                           {"rateLimit": {"requests": 100, "perSeconds": 1}, "maxConcurrency": 2})
+                await api.connect_webhook(f"controlled {n}", f"http://127.0.0.1:{rx_port}/hook/side{n}",
+                                          new_secret(), **control)
 
             print(f"hookyard: warm-up ({args.warmup_events} events x {args.integrations}) ...", flush=True)
             begun = time.perf_counter()
             try:
-                await warm_up(api, receiver, args.integrations, args.warmup_events)
+                await warm_up(api, receiver, args.integrations, args.warmup_events, args.batch)
             except RuntimeError as exc:
                 logs = "\n".join(f"--- {p.name} ({p.log}):\n{p.tail()}" for p in procs)
                 raise RuntimeError(f"{exc}\n{logs}\n(another worker on {args.redis_url} taking the jobs? "
@@ -670,18 +731,23 @@ async def main() -> int:
                             "workers": [p.popen.pid for p in procs[1:]],
                             "redis": [await redis_pid(args.redis_url)]})
             await wait_until_quiet(args.quiet_wait, threshold=0.2)
+            rss_before = {p.name: rss_mib(p.popen.pid) for p in procs}
             print(f"hookyard: throughput ({args.events} events x {args.integrations}) ...", flush=True)
             cpu.start()
             tp = await throughput(api, receiver, db, args.integrations, args.events, args.concurrency,
-                                  args.timeout)
+                                  args.timeout, args.batch)
             cpu.stop()
             duplicates = receiver.duplicates
             print(f"hookyard: latency ({args.rate:g} deliveries/s for {args.latency_seconds:g} s) ...", flush=True)
             lat_cpu = CpuMeter(cpu.groups)
             lat_cpu.start()
-            lat = await latency(api, receiver, args.integrations, args.rate, args.latency_seconds, args.timeout)
+            lat = await latency(api, receiver, args.integrations, args.rate, args.latency_seconds, args.timeout,
+                                args.batch)
             lat_cpu.stop()
             receiver.duplicates += duplicates
+            rss_after = {p.name: rss_mib(p.popen.pid) for p in procs}
+            memory = ", ".join(f"{name} {rss_before[name]:.0f} -> {rss_after[name]:.0f} MiB"
+                               f" ({rss_after[name] - rss_before[name]:+.0f})" for name in rss_before)
         finally:
             if api is not None:
                 await api.close()
@@ -701,6 +767,7 @@ async def main() -> int:
         base_cpu.other += other_during_baseline
         receiver.duplicates = duplicates
         ok = report(args, base_rates, base_cpu, tp, lat, receiver, cpu, lat_cpu)
+        print(f"memory    resident, before the throughput phase -> after the latency phase: {memory}")
     finally:
         await runner.cleanup()
         if created:
