@@ -35,7 +35,7 @@ from graphql import OperationDefinitionNode, OperationType, build_schema, parse,
 
 from app.config import Settings
 from app.core.ssrf import check_target_url
-from app.models import Workspace
+from app.models import PortalSession, Workspace
 from tests.waiting import eventually
 from tests.worker.helpers import connect_webhook, publish, settled
 
@@ -454,3 +454,22 @@ async def test_javascript_graphql_ws_examples_publish_and_subscribe(server, acco
     await _publish_and_receive(server, account, receiver,
                                [node, "--input-type=module", "-e", programs["publish.mjs"]],
                                [node, "--input-type=module", "-e", programs["subscribe.mjs"]], "JavaScript")
+
+
+async def test_embedding_the_portal_backend_examples_make_working_sessions(server, account):
+    node = node_with_modules()
+    env = client_env(server, account)
+    outputs = {
+        "Python": await run("the Python portal session example", sys.executable, "-c",
+                            for_account(marked_block("python", "# portal_session.py"), account), env=env),
+        "Node": await run("the Node portal session example", node, "--input-type=module", "-e",
+                          for_account(marked_block("js", "// portal-session.mjs"), account), env=env),
+    }
+    for what, output in outputs.items():
+        portal_url = output.strip()
+        match = re.fullmatch(r"(\S+)/portal\?session=(pss_\w+)#token=(hyp_[\w-]+)", portal_url)
+        assert match, f"{what}: {portal_url!r}"
+        session = await PortalSession.get(id=match[2]).select_related("workspace")
+        assert session.workspace.slug == account.slug and session.allowed_origins == ["https://app.example.com"]
+        answered = await account.gql("{ portalSession { workspace } }", token=match[3])
+        assert answered["portalSession"]["workspace"] == account.slug
