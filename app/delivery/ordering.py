@@ -11,6 +11,7 @@ A sweep every `BLOCKED_RECHECK` seconds is the safety net.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -88,16 +89,24 @@ async def first_of_lanes(lanes: Iterable[tuple[str, str]]) -> dict[tuple[str, st
             if (r["integration_id"], r["ordering_key"]) in lanes}
 
 
-async def hold_back(deliveries: Sequence[Delivery], runtime: Runtime, trigger: str) -> list[Delivery]:
+async def hold_back(deliveries: Sequence[Delivery], runtime: Runtime,
+                    trigger: str) -> tuple[list[Delivery], asyncio.Future | None]:
     """The claimed deliveries that may go now; those behind an earlier unfinished one of their lane go
-    back to waiting (a test is sent when asked)."""
+    back to waiting (a test is sent when asked). Putting them back runs in the returned future, beside the
+    sends: await it before the batch is done."""
     ordered = [d for d in deliveries if d.ordering_key is not None]
     if not ordered or trigger == "test":
-        return list(deliveries)
+        return list(deliveries), None
     first = await first_of_lanes((d.integration_id, d.ordering_key) for d in ordered)
     blocked = [d for d in ordered if first.get((d.integration_id, d.ordering_key), d.id) != d.id]
     if not blocked:
-        return list(deliveries)
+        return list(deliveries), None
+    held = {d.id for d in blocked}
+    writing = asyncio.ensure_future(_wait_behind(blocked, first, runtime))
+    return [d for d in deliveries if d.id not in held], writing
+
+
+async def _wait_behind(blocked: list[Delivery], first: dict[tuple[str, str], str], runtime: Runtime) -> None:
     now = datetime.now(UTC)
     for delivery in blocked:
         delivery.status = DeliveryStatus.RETRYING if delivery.attempt_count else DeliveryStatus.PENDING
@@ -109,8 +118,6 @@ async def hold_back(deliveries: Sequence[Delivery], runtime: Runtime, trigger: s
     await updates.announce(runtime.redis, blocked)
     # The one ahead may have finished between the check and the write, without seeing these waiting.
     await wake_lanes({(d.integration_id, d.ordering_key) for d in blocked}, runtime)
-    held = {d.id for d in blocked}
-    return [d for d in deliveries if d.id not in held]
 
 
 async def wake_lanes(lanes: Iterable[tuple[str, str]], runtime: Runtime) -> int:

@@ -8,6 +8,7 @@ wake at once. If the job is lost, the sweeper queues the delivery again once it 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,12 @@ CONCURRENCY_SPACING = 0.05
 class Paced:
     go: list[Delivery]
     leases: dict[str, tuple[str, str]] = field(default_factory=dict)  # delivery id -> (integration id, lease)
-    held_back: list[Delivery] = field(default_factory=list)
+    # Writing back the sends held back: runs while the others are sent; await `settled()` before returning.
+    putting_back: asyncio.Future | None = None
+
+    async def settled(self) -> None:
+        if self.putting_back is not None:
+            await self.putting_back
 
 
 def limits_of(delivery: Delivery) -> throttle.Limits:
@@ -62,8 +68,8 @@ async def pace(deliveries: Sequence[Delivery], runtime: Runtime, trigger: str) -
         paced.go.append(delivery)
         if admission.lease:
             paced.leases[delivery.id] = (delivery.integration_id, admission.lease)
-    if later:
-        paced.held_back = await _put_back(later, trigger, runtime)
+    if later:  # the sends that may go start at once; this write runs beside them
+        paced.putting_back = asyncio.ensure_future(_put_back(later, trigger, runtime))
     return paced
 
 
@@ -92,7 +98,8 @@ async def _put_back(later: list[tuple[Delivery, float, throttle.Limits]], trigge
     for delivery, wait, lim in sorted(later, key=lambda item: item[0].id):
         n = queued_per_integration.get(delivery.integration_id, 0)
         queued_per_integration[delivery.integration_id] = n + 1
-        spacing = lim.per_seconds / lim.requests if lim.requests else CONCURRENCY_SPACING
+        # The rate gave each send held back a slot of its own; those waiting for a concurrency slot are spaced here.
+        spacing = 0.0 if lim.requests else CONCURRENCY_SPACING
         delivery.status = DeliveryStatus.RETRYING if delivery.attempt_count else DeliveryStatus.PENDING
         delivery.next_attempt_at = now + timedelta(seconds=wait + n * spacing)
         delivery.locked_until = None

@@ -135,7 +135,7 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime, trig
 
     # Ordered integrations send one at a time per lane; then their rate and concurrency limits. What may not
     # go now goes back to waiting, unrecorded.
-    sendable = await ordering.hold_back(sendable, runtime, trigger)
+    sendable, waiting_in_lane = await ordering.hold_back(sendable, runtime, trigger)
     paced = await pacing.pace(sendable, runtime, trigger)
 
     async def send(delivery: Delivery) -> _Sent:
@@ -147,6 +147,9 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime, trig
     pending = {asyncio.ensure_future(send(d)) for d in paced.go}
     done: set[asyncio.Future] = set()
     try:
+        await paced.settled()
+        if waiting_in_lane is not None:
+            await waiting_in_lane
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if pending:  # siblings finishing at about the same moment share the writes

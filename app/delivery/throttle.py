@@ -114,9 +114,10 @@ def _number(value: Any, integer: bool = False) -> bool:
     return not integer or float(value).is_integer()
 
 
-# KEYS: sent (a sorted set of send times), pause, slow, leases. ARGV: now_ms, window_ms (0: no rate),
-# requests, max_concurrency (0: none), lease_token, lease_until_ms, slow_factor, send_id.
-# Answers {wait_ms, took_lease}.
+# KEYS: sent (a sorted set of send times), pause, slow, leases, next (the slot the last send held back
+# was given). ARGV: now_ms, window_ms (0: no rate), requests, max_concurrency (0: none), lease_token,
+# lease_until_ms, slow_factor, send_id. Answers {wait_ms, took_lease}. Sends held back for the rate are
+# given slots one interval (window / requests) apart, so a backlog wakes at the rate, not all at once.
 _ADMIT = """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -136,7 +137,10 @@ if window > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
   if redis.call('ZCARD', KEYS[1]) >= requests then
     local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    return {math.max(1, tonumber(oldest[2]) + window - now), 0}
+    local slot = math.max(tonumber(oldest[2]) + window,
+                          tonumber(redis.call('GET', KEYS[5]) or '0') + window / requests)
+    redis.call('SET', KEYS[5], slot, 'PX', math.ceil(slot - now + window + 1000))
+    return {math.max(1, slot - now), 0}
   end
   redis.call('ZADD', KEYS[1], now, ARGV[8])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window + 1000))
@@ -158,7 +162,7 @@ class Admission:
 
 def _keys(integration_id: str) -> list[str]:
     base = _PREFIX + integration_id
-    return [f"{base}:sent", f"{base}:pause", f"{base}:slow", f"{base}:leases"]
+    return [f"{base}:sent", f"{base}:pause", f"{base}:slow", f"{base}:leases", f"{base}:next"]
 
 
 class Throttle:
@@ -192,7 +196,7 @@ class Throttle:
         """After a 429: nothing for `seconds` (Retry-After, else PAUSE_SECONDS), then half the rate a while."""
         pause = min(max(seconds if seconds is not None else PAUSE_SECONDS, 0.1), MAX_PAUSE_SECONDS)
         until = int((time.time() + pause) * 1000)
-        _, pause_key, slow_key, _ = _keys(integration_id)
+        _, pause_key, slow_key, _, _ = _keys(integration_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(pause_key, until, px=int(pause * 1000) + 1000)
             pipe.set(slow_key, 1, px=int((pause + SLOW_SECONDS) * 1000))

@@ -79,3 +79,14 @@ def test_defaults_and_validation():
     for config, field in cases:
         _, errors = validate_limits(config)
         assert [e.field for e in errors] == [field], config
+
+
+async def test_sends_held_back_get_slots_at_the_rate_not_all_the_same_time(throttle):
+    integration, limits = fresh(), Limits(requests=2, per_seconds=1.0)
+    answers = await throttle.admit([(integration, limits)] * 5)
+    waits = [a.wait for a in answers]
+    assert waits[:2] == [0, 0]
+    # The third may go when the first leaves the window; the others one interval (0.5 s) after each other.
+    assert 0.9 < waits[2] <= 1.0
+    assert waits[3] - waits[2] == pytest.approx(0.5, abs=0.01)
+    assert waits[4] - waits[3] == pytest.approx(0.5, abs=0.01)
