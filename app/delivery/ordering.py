@@ -16,8 +16,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tortoise.functions import Min
-
 from app.core.errors import CommonErrorCode, FieldError
 from app.delivery import batch_sql, updates
 from app.delivery.queue import QueuedSend, enqueue_sends
@@ -77,16 +75,32 @@ def lane_of(config: Mapping[str, Any] | None, payload: Any) -> str | None:
 
 
 async def first_of_lanes(lanes: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """The earliest unfinished delivery of each (integration id, lane)."""
-    lanes = set(lanes)
+    """The earliest unfinished delivery of each (integration id, lane): one index probe per lane and
+    unfinished status (the index ends in id), however long the lane's backlog or history."""
+    lanes = sorted(set(lanes))
     if not lanes:
         return {}
-    rows = await Delivery.filter(
-        integration_id__in={i for i, _ in lanes}, ordering_key__in={k for _, k in lanes}, status__in=UNFINISHED,
-    ).annotate(first=Min("id")).group_by("integration_id", "ordering_key").values(
-        "integration_id", "ordering_key", "first")
-    return {(r["integration_id"], r["ordering_key"]): r["first"] for r in rows
-            if (r["integration_id"], r["ordering_key"]) in lanes}
+    db = Delivery._choose_db(False)
+    postgres = db.capabilities.dialect == "postgres"
+    values: list = []
+
+    def bind(value) -> str:
+        values.append(value)
+        return f"${len(values)}" if postgres else "?"
+
+    probes = []
+    for integration_id, lane in lanes:
+        for status in UNFINISHED:
+            probes.append(f'SELECT * FROM (SELECT "integration_id", "ordering_key", "id" FROM "delivery" '
+                          f'WHERE "integration_id" = {bind(integration_id)} AND "ordering_key" = {bind(lane)} '
+                          f'AND "status" = {bind(status.value)} ORDER BY "id" LIMIT 1) AS p{len(probes)}')
+    rows = await db.execute_query_dict(" UNION ALL ".join(probes), values)
+    first: dict[tuple[str, str], str] = {}
+    for row in rows:
+        key = (row["integration_id"], row["ordering_key"])
+        if key not in first or row["id"] < first[key]:
+            first[key] = row["id"]
+    return first
 
 
 async def hold_back(deliveries: Sequence[Delivery], runtime: Runtime,

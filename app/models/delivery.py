@@ -69,9 +69,9 @@ class Delivery(Model):
     class Meta:
         table = "delivery"
         indexes = (("status", "next_attempt_at"), ("workspace_id", "created_at"), ("integration_id", "created_at"),
-                   ("integration_id", "ordering_key", "status"),
+                   ("integration_id", "ordering_key", "status", "id"),
                    # The delivery log pages newest first (by id) under each filter: see app/delivery/log.py.
-                   ("workspace_id", "id"), ("integration_id", "id"), ("form_id", "id"),
+                   ("workspace_id", "id"), ("workspace_id", "integration_id", "id"), ("workspace_id", "form_id", "id"),
                    ("workspace_id", "event_type", "id"), ("workspace_id", "status", "id"),
                    ("event_id",))  # deleting an event (the purge) finds its deliveries
 

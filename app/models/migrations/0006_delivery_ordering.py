@@ -23,6 +23,6 @@ class Migration(migrations.Migration):
         ),
         ops.AddIndex(
             model_name='Delivery',
-            index=Index(fields=['integration_id', 'ordering_key', 'status']),
+            index=Index(fields=['integration_id', 'ordering_key', 'status', 'id']),
         ),
     ]
