@@ -7,13 +7,10 @@ import asyncio
 import base64
 import datetime
 import ipaddress
-import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
-
-from aiohttp import web
 
 from tests.receivers import Receiver
 
@@ -155,19 +152,8 @@ class TlsReceiver(Receiver):
 
     def __init__(self, cert: tuple[Path, Path]) -> None:
         super().__init__()
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.load_cert_chain(*cert)
+        self.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ssl_context.load_cert_chain(*cert)
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"https://{host}:{self.port}{path}"
-
-    async def start(self) -> TlsReceiver:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self.runner.setup()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        await web.TCPSite(self.runner, "127.0.0.1", self.port, ssl_context=self.context).start()
-        return self

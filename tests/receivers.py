@@ -40,6 +40,7 @@ class Receiver:
         self.arrived = asyncio.Condition()
         self.runner: web.AppRunner | None = None
         self.port = 0
+        self.ssl_context = None  # set by a receiver that answers over HTTPS
         self.deciders: dict[str, object] = {}
         self.in_flight: dict[str, int] = {}
         self.most_in_flight: dict[str, int] = {}  # the most requests to a path being answered at once
@@ -102,7 +103,7 @@ class Receiver:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port, ssl_context=self.ssl_context).start()
         return self
 
     async def stop(self) -> None:

@@ -23,3 +23,15 @@ def require_chromium() -> None:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+async def sign_in_to_dashboard(page, server_url: str, account) -> None:
+    """Opens the operator dashboard with the account's token and picks its workspace."""
+    from playwright.async_api import expect
+
+    await page.goto(f"{server_url}/dashboard")
+    await page.get_by_test_id("token-input").fill(account.token)
+    await page.get_by_test_id("token-save").click()
+    select = page.get_by_test_id("workspace-select")
+    await expect(select).to_be_enabled()
+    await select.select_option(account.slug)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.e2e.browser import ARTIFACTS
+from tests.e2e.browser import ARTIFACTS, sign_in_to_dashboard
 
 CONNECT = """mutation($input: IntegrationConnectInput!) { integrationConnect(input: $input) {
   integration { id } errors { field message code } } }"""
@@ -30,12 +30,7 @@ async def test_dashboard_retries_a_failed_delivery_live(server, account, receive
     page_errors: list[str] = []
     page.on("pageerror", lambda exc: page_errors.append(str(exc)))
     try:
-        await page.goto(f"{server.url}/dashboard")
-        await page.get_by_test_id("token-input").fill(account.token)
-        await page.get_by_test_id("token-save").click()
-        select = page.get_by_test_id("workspace-select")
-        await expect(select).to_be_enabled()
-        await select.select_option(account.slug)
+        await sign_in_to_dashboard(page, server.url, account)
         await expect(page.get_by_test_id("live-status")).to_have_text("live")
 
         integration = page.get_by_test_id("integration-row")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from tests.e2e.browser import sign_in_to_dashboard
+
 CONNECT = """mutation($input: IntegrationConnectInput!) { integrationConnect(input: $input) {
   integration { id } errors { field message code } } }"""
 REGISTER = """mutation($input: EventTypeRegisterInput!) { eventTypeRegister(input: $input) { errors { code } } }"""
@@ -28,12 +30,7 @@ async def test_the_picker_shows_the_catalog(server, account, receiver, browser):
     page_errors: list[str] = []
     page.on("pageerror", lambda exc: page_errors.append(str(exc)))
     try:
-        await page.goto(f"{server.url}/dashboard")
-        await page.get_by_test_id("token-input").fill(account.token)
-        await page.get_by_test_id("token-save").click()
-        select = page.get_by_test_id("workspace-select")
-        await expect(select).to_be_enabled()
-        await select.select_option(account.slug)
+        await sign_in_to_dashboard(page, server.url, account)
         await page.get_by_test_id("integration-row").get_by_test_id("integration-events").click()
         picker = page.get_by_test_id("integration-events-picker")
         labels = picker.locator("label.check").filter(has=page.get_by_test_id("integration-events-picker-type"))
