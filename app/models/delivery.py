@@ -6,6 +6,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from app.core import ids
+from app.models.indexes import WhereIndex
 
 
 class DeliveryStatus(StrEnum):
@@ -68,8 +69,14 @@ class Delivery(Model):
 
     class Meta:
         table = "delivery"
-        indexes = (("status", "next_attempt_at"), ("workspace_id", "created_at"), ("integration_id", "created_at"),
-                   ("integration_id", "ordering_key", "status", "id"),
+        indexes = (("workspace_id", "created_at"), ("integration_id", "created_at"),
+                   # The sweeper's due and stuck deliveries, and the ordered lanes' heads: only the rows they can
+                   # find are indexed, so the most common change (a send that succeeded) writes neither.
+                   WhereIndex(fields=("next_attempt_at",), name="idx_delivery_waiting",
+                              where="\"status\" IN ('PENDING', 'RETRYING')"),
+                   WhereIndex(fields=("locked_until",), name="idx_delivery_sending", where="\"status\" = 'SENDING'"),
+                   WhereIndex(fields=("integration_id", "ordering_key", "status", "id"), name="idx_delivery_lanes",
+                              where="\"ordering_key\" IS NOT NULL"),
                    # The delivery log pages newest first (by id) under each filter: see app/delivery/log.py.
                    ("workspace_id", "id"), ("workspace_id", "integration_id", "id"), ("workspace_id", "form_id", "id"),
                    ("workspace_id", "event_type", "id"), ("workspace_id", "status", "id"),
