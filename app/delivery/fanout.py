@@ -15,6 +15,7 @@ from tortoise.transactions import in_transaction
 
 from app.core import tracing
 from app.core.errors import CommonErrorCode, FieldError
+from app.core.logging import get_logger
 from app.delivery import event_schemas, filters, logic, metrics, ordering, updates
 from app.delivery.health import SystemEvent
 from app.delivery.queue import QueuedSend, add_sends
@@ -30,6 +31,8 @@ from app.models import (
     Integration,
     IntegrationScope,
 )
+
+log = get_logger("app.delivery.fanout")
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_IDEMPOTENCY_KEY = 200
@@ -257,6 +260,7 @@ async def publish_events(unit: Unit, workspace_id: str, items: Sequence[EventInp
             plan.event.created_at = now
             plan.recipients = audience.recipients(plan.event.type, plan.event.form_id, plan.event.payload)
             plan.deliveries = [new_delivery(plan.event, r, now) for r in plan.recipients]
+        await ordering.queue_behind([d for p in planned for d in p.deliveries], now)
         written = await _write(workspace_id, planned)
         for plan in planned:
             results[plan.index] = written.get(plan.index) or Published(event=plan.event, deliveries=plan.deliveries,
@@ -339,7 +343,7 @@ async def queue_new(deliveries: list[Delivery], runtime: Runtime, form_slug: str
     metrics.count_created(deliveries, kinds or {})
     if runtime.redis is None or not deliveries:
         return
-    pending = [d for d in deliveries if d.status == DeliveryStatus.PENDING]
+    pending = [d for d in deliveries if d.status == DeliveryStatus.PENDING and d.blocked_by is None]
     try:
         # One round trip, in order: PENDING goes out before the jobs, so no subscriber sees SENDING first.
         async with runtime.redis.pipeline(transaction=False) as pipe:
@@ -351,6 +355,14 @@ async def queue_new(deliveries: list[Delivery], runtime: Runtime, form_slug: str
             await pipe.execute()
     except (OSError, RedisError):
         pass  # the database holds them; the sweeper re-queues when Redis is back
+    if lanes := ordering.waiting_lanes(deliveries):
+        # The one they wait behind may have finished while this publish was being written, too early to
+        # see them: the first of each such lane goes now (else the sweeper's recheck finds it).
+        try:
+            await ordering.wake_lanes(lanes, runtime)
+        except Exception as exc:  # published all the same: the recheck queues them
+            log.warning("ordered lanes not woken after a publish", error=type(exc).__name__,
+                        recheck_seconds=ordering.BLOCKED_RECHECK)
 
 
 async def _existing(workspace_id: str, key: str) -> Published | None:

@@ -103,6 +103,30 @@ async def first_of_lanes(lanes: Iterable[tuple[str, str]]) -> dict[tuple[str, st
     return first
 
 
+async def queue_behind(deliveries: Sequence[Delivery], now: datetime) -> None:
+    """Before new deliveries are inserted: those of ordered lanes that already have an unfinished delivery
+    (in the database, or earlier in the same publish) wait behind it, unqueued, with `blocked_by` naming
+    it; the first of a lane without one goes at once. The worker then never claims, checks and puts back
+    the deliveries a lane is not ready for: each is queued once, when the one ahead of it finishes."""
+    ordered = sorted((d for d in deliveries if d.ordering_key is not None and d.status == DeliveryStatus.PENDING),
+                     key=lambda d: d.id)
+    if not ordered:
+        return
+    heads = await first_of_lanes((d.integration_id, d.ordering_key) for d in ordered)
+    for delivery in ordered:
+        lane = (delivery.integration_id, delivery.ordering_key)
+        ahead = heads.setdefault(lane, delivery.id)
+        if ahead != delivery.id:
+            delivery.blocked_by = ahead
+            delivery.next_attempt_at = now + timedelta(seconds=BLOCKED_RECHECK)
+
+
+def waiting_lanes(deliveries: Iterable[Delivery]) -> set[tuple[str, str]]:
+    """The lanes of the new deliveries `queue_behind` made wait."""
+    return {(d.integration_id, d.ordering_key) for d in deliveries
+            if d.ordering_key is not None and d.blocked_by is not None}
+
+
 async def hold_back(deliveries: Sequence[Delivery], runtime: Runtime,
                     trigger: str) -> tuple[list[Delivery], asyncio.Future | None]:
     """The claimed deliveries that may go now; those behind an earlier unfinished one of their lane go
