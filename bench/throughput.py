@@ -116,12 +116,16 @@ class Receiver:
     bad_signatures: int = 0
     verify_every: int = 50
     side: int = 0
+    side_in_throughput: int = 0  # of `side`, those received by the end of the throughput phase
+    side_by_name: dict[str, int] = field(default_factory=dict)
+    side_by_name_in_throughput: dict[str, int] = field(default_factory=dict)
     waiter: tuple[int, asyncio.Future] | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        if request.match_info["name"].startswith("side"):  # --controlled integrations: counted apart
+        if (name := request.match_info["name"]).startswith("side"):  # --controlled integrations: counted apart
             self.side += 1
+            self.side_by_name[name] = self.side_by_name.get(name, 0) + 1
             return web.Response(status=200)
         now = time.perf_counter()
         msg_id = request.headers.get("webhook-id", "")
@@ -607,6 +611,14 @@ def report(args: argparse.Namespace, base_rates: list[float], base_cpu: CpuMeter
     if args.controlled:
         print(f"controlled {args.controlled} ordered / rate-limited integrations on the same events: "
               f"{rx.side} of their deliveries received (not counted above)")
+        every = tp.deliveries + rx.side_in_throughput
+        total = sum(cpu.used.values())
+        each = ", ".join(f"{name} ({'ordered' if int(name[4:]) % 2 == 0 else 'rate-limited'}) {count}"
+                         for name, count in sorted(rx.side_by_name_in_throughput.items()))
+        per = {k: v / max(every, 1) * 1000 for k, v in cpu.used.items()}
+        print(f"          in the throughput phase: {rx.side_in_throughput} of theirs received ({each})")
+        print(f"          CPU per delivery counting theirs too: {total / max(every, 1) * 1000:.2f} ms (api "
+              f"{per['api']:.2f}, workers {per['workers']:.2f}, postgres {per.get('postgres (all)', 0):.2f})")
     print(f"signatures checked on {rx.checked} sampled receipts, {rx.bad_signatures} bad")
     print(line)
     return ratio_ok and latency_ok and rx.bad_signatures == 0
@@ -737,6 +749,8 @@ async def main() -> int:
             tp = await throughput(api, receiver, db, args.integrations, args.events, args.concurrency,
                                   args.timeout, args.batch)
             cpu.stop()
+            receiver.side_in_throughput = receiver.side
+            receiver.side_by_name_in_throughput = dict(receiver.side_by_name)
             duplicates = receiver.duplicates
             print(f"hookyard: latency ({args.rate:g} deliveries/s for {args.latency_seconds:g} s) ...", flush=True)
             lat_cpu = CpuMeter(cpu.groups)
