@@ -15,8 +15,11 @@ import asyncio
 from collections.abc import Sequence
 
 from app.core import tracing
+from app.core.logging import get_logger
 from app.delivery import sender
 from app.delivery.runtime import Runtime
+
+log = get_logger("app.delivery.batching")
 
 WINDOW_SECONDS = 0.010
 MAX_BATCH = 200
@@ -33,6 +36,7 @@ class SendCoalescer:
         self._running: set[asyncio.Task] = set()
         # Tracing on: delivery id -> the context of the job that asked for it (see `sender.attempt_deliveries`).
         self._parents: dict[str, object] = {}
+        self._started: set[asyncio.Task] = set()  # see `start`
 
     async def attempt(self, delivery_ids: Sequence[str], trigger: str = "automatic") -> list[sender.AttemptResult]:
         if trigger == "test":  # answered to a user waiting on the mutation: never wait for company
@@ -52,6 +56,19 @@ class SendCoalescer:
         # The batch runs on its own: a job cancelled while waiting does not cancel its neighbours' sends.
         return await asyncio.shield(future)
 
+    def start(self, delivery_ids: list[str]) -> None:
+        """Attempts these deliveries in the background, in the next batch; no job waits for them. Given
+        only deliveries already due in the database: if the attempt cannot be made, the sweeper finds them."""
+        task = asyncio.ensure_future(self.attempt(delivery_ids))
+        self._started.add(task)
+        task.add_done_callback(self._started_done)
+
+    def _started_done(self, task: asyncio.Task) -> None:
+        self._started.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("deliveries started in the background were not attempted; the sweeper queues them",
+                        error=type(task.exception()).__name__)
+
     async def close(self) -> None:
         """At shutdown, once the grace is over: jobs still waiting for a batch are dropped (arq queues
         them again) and batches in flight are cancelled; what their receivers answered is recorded
@@ -64,6 +81,8 @@ class SendCoalescer:
                 future.cancel()
         self._waiting.clear()
         self._sizes.clear()
+        for task in list(self._started):
+            task.cancel()
         running = list(self._running)
         for task in running:
             task.cancel()

@@ -159,7 +159,8 @@ async def _wait_behind(blocked: list[Delivery], first: dict[tuple[str, str], str
 
 
 async def wake_lanes(lanes: Iterable[tuple[str, str]], runtime: Runtime) -> int:
-    """Queues, now, the first delivery of each lane when it is one that waits behind another."""
+    """Queues, now, the first delivery of each lane when it is one that waits behind another (in a worker's
+    process, starts its attempt at once)."""
     first = await first_of_lanes(lanes)
     if not first:
         return 0
@@ -173,7 +174,9 @@ async def wake_lanes(lanes: Iterable[tuple[str, str]], runtime: Runtime) -> int:
         delivery.next_attempt_at = now
         delivery.updated_at = now
     await batch_sql.save_many(waiting, ("blocked_by", "next_attempt_at", "updated_at"))
-    if runtime.redis is not None:
+    if runtime.start_sends is not None:  # a worker's process: no round trip through the queue
+        runtime.start_sends([d.id for d in waiting])
+    elif runtime.redis is not None:
         stamp = int(now.timestamp() * 1000)
         await enqueue_sends(runtime.redis, [QueuedSend(d.id, d.attempt_count + 1, retake=f"o{stamp}")
                                             for d in waiting])

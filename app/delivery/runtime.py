@@ -4,6 +4,7 @@ the secret box, and the little state that lives as long as the process does."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,10 @@ class Runtime:
     # What plugins keep between deliveries in this process, by plugin (OAuth refreshes in flight).
     plugin_state: dict[str, Any] = field(default_factory=dict)
     _throttle: Throttle | None = field(default=None, repr=False)
+    # In a process that runs a worker: starts attempts at these deliveries here and now, without a job
+    # (the next of an ordered lane, as soon as the one ahead finishes). Crash-safe because what it is
+    # given is already due in the database: if this process dies first, the sweeper queues it.
+    start_sends: Callable[[list[str]], None] | None = field(default=None, repr=False)
 
     @property
     def throttle(self) -> Throttle | None:

@@ -35,9 +35,11 @@ def build_worker(settings: Settings, redis_url: str, runtime: Runtime | None = N
             if settings.metrics_port:  # its own process (`hookyard worker`): its own /metrics
                 ctx["metrics_server"] = await metrics.start_metrics_server(settings, ctx["runtime"].redis)
         ctx["sends"] = SendCoalescer(ctx["runtime"])
+        ctx["runtime"].start_sends = ctx["sends"].start
 
     async def shutdown(ctx: dict) -> None:
         if "sends" in ctx:  # after the grace: record what was answered, leave the rest to the lease
+            ctx["runtime"].start_sends = None
             await ctx["sends"].close()
         if ctx.get("owns_runtime"):
             await ctx["runtime"].close()
