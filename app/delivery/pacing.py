@@ -4,6 +4,12 @@ See `throttle` for the limits. A send held back is not a failure: it goes back t
 when it has failed before) with `next_attempt_at` set to when it may go and a job queued for then; no
 attempt is recorded. Several held back for one integration are spaced by its rate, so they do not all
 wake at once. If the job is lost, the sweeper queues the delivery again once it is due.
+
+A send that waits only for a concurrency slot this process holds (a burst to an integration limited to
+a few at a time) is not put back: it waits in its batch and goes as soon as one of those sends finishes
+(`throttle.LocalSlots`), for up to CHAIN_SECONDS after the batch began; only what still waits then, or
+waits for slots other workers hold, is put back. A burst costs one claim per send, not a claim, a
+put-back and another claim.
 """
 
 from __future__ import annotations
@@ -22,14 +28,20 @@ from app.models import Delivery, DeliveryStatus
 HELD_BACK_FIELDS = ("status", "next_attempt_at", "locked_until", "updated_at")
 # Between sends held back for an integration limited only in concurrency.
 CONCURRENCY_SPACING = 0.05
+# How long a send may wait in its batch for a slot this process holds, counted from the batch's start.
+CHAIN_SECONDS = 2.0
 
 
 @dataclass
 class Paced:
     go: list[Delivery]
     leases: dict[str, tuple[str, str]] = field(default_factory=dict)  # delivery id -> (integration id, lease)
+    # Sends that wait in the batch for a slot this process holds (see `wait_for_slot`).
+    waiting: list[tuple[Delivery, throttle.Limits]] = field(default_factory=list)
     # Writing back the sends held back: runs while the others are sent; await `settled()` before returning.
     putting_back: asyncio.Future | None = None
+    trigger: str = "automatic"
+    began: float = field(default_factory=time.monotonic)
 
     async def settled(self) -> None:
         if self.putting_back is not None:
@@ -59,27 +71,66 @@ async def pace(deliveries: Sequence[Delivery], runtime: Runtime, trigger: str) -
         slots.append(asks[key])
     answers = await throttle_.admit(requests)
     admissions = [answers[slot] for slot in slots]
-    paced = Paced(go=[])
+    paced = Paced(go=[], trigger=trigger)
     later: list[tuple[Delivery, float, throttle.Limits]] = []
     for delivery, lim, admission in zip(deliveries, limits, admissions, strict=True):
         if admission.wait > 0:
-            later.append((delivery, admission.wait, lim))
+            if admission.why == throttle.NO_SLOT and runtime.slots.holding(delivery.integration_id):
+                paced.waiting.append((delivery, lim))
+            else:
+                later.append((delivery, admission.wait, lim))
             continue
         paced.go.append(delivery)
         if admission.lease:
-            paced.leases[delivery.id] = (delivery.integration_id, admission.lease)
+            _took(paced, delivery, admission.lease, runtime)
     if later:  # the sends that may go start at once; this write runs beside them
         paced.putting_back = asyncio.ensure_future(_put_back(later, trigger, runtime))
     return paced
 
 
+def _took(paced: Paced, delivery: Delivery, lease: str, runtime: Runtime) -> None:
+    paced.leases[delivery.id] = (delivery.integration_id, lease)
+    runtime.slots.took(delivery.integration_id)
+
+
+async def wait_for_slot(paced: Paced, delivery: Delivery, limits: throttle.Limits, runtime: Runtime) -> bool:
+    """For a send in `paced.waiting`: waits for this process to give back a slot of its integration and
+    takes one (True: send it now), or puts it back to waiting (False) when CHAIN_SECONDS have passed since
+    the batch began, the slots are held elsewhere, or the limits now refuse it for another reason."""
+    integration_id = delivery.integration_id
+    deadline = paced.began + CHAIN_SECONDS
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining > 0 and runtime.slots.holding(integration_id):
+                await runtime.slots.next_turn(integration_id, remaining)
+            try:
+                [admission] = await runtime.throttle.admit([(integration_id, limits)])
+            except Exception:  # Redis away: back to waiting, the job or the sweeper brings it
+                admission = throttle.Admission(wait=CONCURRENCY_SPACING, why=throttle.NO_SLOT)
+            if admission.wait == 0:
+                if admission.lease:
+                    _took(paced, delivery, admission.lease, runtime)
+                return True
+            if (admission.why != throttle.NO_SLOT or time.monotonic() >= deadline
+                    or not runtime.slots.holding(integration_id)):
+                await _put_back([(delivery, admission.wait, limits)], paced.trigger, runtime)
+                return False
+    except asyncio.CancelledError:  # the worker stops: it waits as PENDING, not as a send in flight
+        await asyncio.shield(_put_back([(delivery, CONCURRENCY_SPACING, limits)], paced.trigger, runtime))
+        raise
+
+
 async def release(paced: Paced, delivery: Delivery, runtime: Runtime) -> None:
     held = paced.leases.pop(delivery.id, None)
-    if held is not None and runtime.throttle is not None:
+    if held is None:
+        return
+    if runtime.throttle is not None:
         try:
             await runtime.throttle.release(*held)
         except Exception:  # Redis away: the lease expires on its own
             pass
+    runtime.slots.gave_back(held[0])
 
 
 async def after_response(delivery: Delivery, status: int | None, retry_after: float | None,

@@ -15,7 +15,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from app.config import Settings
 from app.core.http import open_session
 from app.core.secret_box import SecretBox
-from app.delivery.throttle import Throttle
+from app.delivery.throttle import LocalSlots, Throttle
 
 
 @dataclass
@@ -30,6 +30,8 @@ class Runtime:
     # What plugins keep between deliveries in this process, by plugin (OAuth refreshes in flight).
     plugin_state: dict[str, Any] = field(default_factory=dict)
     _throttle: Throttle | None = field(default=None, repr=False)
+    # The integrations' concurrency slots this process holds, and its sends waiting for them (see pacing).
+    slots: LocalSlots = field(default_factory=LocalSlots, repr=False)
     # In a process that runs a worker: starts attempts at these deliveries here and now, without a job
     # (the next of an ordered lane, as soon as the one ahead finishes). Crash-safe because what it is
     # given is already due in the database: if this process dies first, the sweeper queues it.

@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 
 from app.core import retry, tracing
 from app.core.http import HttpExchange, describe_error, request_record, response_record
-from app.delivery import attempt_log, batch_sql, fanout, health, metrics, ordering, pacing, updates
+from app.delivery import attempt_log, batch_sql, fanout, health, metrics, ordering, pacing, throttle, updates
 from app.delivery.queue import QueuedSend, enqueue_sends
 from app.delivery.runtime import Runtime
 from app.delivery.unit import unit_of_work
@@ -144,7 +144,11 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime, trig
         finally:
             await pacing.release(paced, delivery, runtime)
 
+    async def send_when_free(delivery: Delivery, limits: throttle.Limits) -> _Sent | None:
+        return await send(delivery) if await pacing.wait_for_slot(paced, delivery, limits, runtime) else None
+
     pending = {asyncio.ensure_future(send(d)) for d in paced.go}
+    pending |= {asyncio.ensure_future(send_when_free(d, limits)) for d, limits in paced.waiting}
     done: set[asyncio.Future] = set()
     try:
         await paced.settled()
@@ -155,12 +159,14 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime, trig
             if pending:  # siblings finishing at about the same moment share the writes
                 more, pending = await asyncio.wait(pending, timeout=RECORD_WINDOW)
                 done |= more
-            wave, done = [t.result() for t in done], set()
-            results.extend(await _record_whole(wave, trigger, runtime))
+            wave, done = [t.result() for t in done if t.result() is not None], set()  # None: put back
+            if wave:
+                results.extend(await _record_whole(wave, trigger, runtime))
     except asyncio.CancelledError:
         # Worker shutdown past its grace: what the receivers already answered is still recorded (once);
         # the sends still out are cut below and stay SENDING until their lease brings them back.
-        answered = [t.result() for t in done | pending if t.done() and not t.cancelled() and not t.exception()]
+        answered = [t.result() for t in done | pending
+                    if t.done() and not t.cancelled() and not t.exception() and t.result() is not None]
         if answered:
             await _record_whole(answered, trigger, runtime)
         raise

@@ -12,9 +12,11 @@ halves its rate for a minute.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import secrets
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,20 +118,21 @@ def _number(value: Any, integer: bool = False) -> bool:
 
 # KEYS: sent (a sorted set of send times), pause, slow, leases, next (the slot the last send held back
 # was given). ARGV: now_ms, window_ms (0: no rate), requests, max_concurrency (0: none), lease_token,
-# lease_until_ms, slow_factor, send_id. Answers {wait_ms, took_lease}. Sends held back for the rate are
-# given slots one interval (window / requests) apart, so a backlog wakes at the rate, not all at once.
+# lease_until_ms, slow_factor, send_id. Answers {wait_ms, took_lease, why} (why: 0 go, 1 paused, 2 every
+# concurrency slot taken, 3 the rate). Sends held back for the rate are given slots one interval
+# (window / requests) apart, so a backlog wakes at the rate, not all at once.
 _ADMIT = """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local requests = tonumber(ARGV[3])
 local max_cc = tonumber(ARGV[4])
 local pause = tonumber(redis.call('GET', KEYS[2]) or '0')
-if pause > now then return {pause - now, 0} end
+if pause > now then return {pause - now, 0, 1} end
 if max_cc > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
   if redis.call('ZCARD', KEYS[4]) >= max_cc then
     local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
-    return {math.max(50, math.min(1000, tonumber(first[2]) - now)), 0}
+    return {math.max(50, math.min(1000, tonumber(first[2]) - now)), 0, 2}
   end
 end
 if window > 0 then
@@ -140,7 +143,7 @@ if window > 0 then
     local slot = math.max(tonumber(oldest[2]) + window,
                           tonumber(redis.call('GET', KEYS[5]) or '0') + window / requests)
     redis.call('SET', KEYS[5], slot, 'PX', math.ceil(slot - now + window + 1000))
-    return {math.max(1, slot - now), 0}
+    return {math.max(1, slot - now), 0, 3}
   end
   redis.call('ZADD', KEYS[1], now, ARGV[8])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window + 1000))
@@ -148,16 +151,20 @@ end
 if max_cc > 0 then
   redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
   redis.call('PEXPIRE', KEYS[4], math.ceil(tonumber(ARGV[6]) - now + 1000))
-  return {0, 1}
+  return {0, 1, 0}
 end
-return {0, 0}
+return {0, 0, 0}
 """
+
+
+PAUSED, NO_SLOT, RATE = 1, 2, 3  # why a send may not go now
 
 
 @dataclass(frozen=True)
 class Admission:
     wait: float  # seconds until it may go; 0: go now
     lease: str | None = None  # the concurrency slot taken; give it back with `release`
+    why: int = 0  # PAUSED, NO_SLOT (every concurrency slot is taken) or RATE when it may not go now
 
 
 def _keys(integration_id: str) -> list[str]:
@@ -186,8 +193,8 @@ class Throttle:
                     now_ms, window, limits.requests or 1, limits.max_concurrency or 0, token,
                     now_ms + int(self.lease_seconds * 1000), 2, token], client=pipe)
             answers = await pipe.execute()
-        return [Admission(wait=int(wait_ms) / 1000, lease=token if took else None)
-                for (wait_ms, took), token in zip(answers, tokens, strict=True)]
+        return [Admission(wait=int(wait_ms) / 1000, lease=token if took else None, why=int(why))
+                for (wait_ms, took, why), token in zip(answers, tokens, strict=True)]
 
     async def release(self, integration_id: str, lease: str) -> None:
         await self.redis.zrem(_keys(integration_id)[3], lease)
@@ -201,3 +208,45 @@ class Throttle:
             pipe.set(pause_key, until, px=int(pause * 1000) + 1000)
             pipe.set(slow_key, 1, px=int((pause + SLOW_SECONDS) * 1000))
             await pipe.execute()
+
+
+class LocalSlots:
+    """The concurrency slots this process holds, per integration, and its sends waiting for one of them
+    to be given back: a burst to an integration limited to a few at a time goes out here as the slots
+    free, instead of each send being put back, queued and claimed again. (Slots other workers hold
+    free without notice here: a send waiting for those is put back.)"""
+
+    def __init__(self) -> None:
+        self._held: dict[str, int] = {}
+        self._waiters: dict[str, deque[asyncio.Future]] = {}
+
+    def took(self, integration_id: str) -> None:
+        self._held[integration_id] = self._held.get(integration_id, 0) + 1
+
+    def gave_back(self, integration_id: str) -> None:
+        held = self._held.get(integration_id, 0) - 1
+        if held > 0:
+            self._held[integration_id] = held
+        else:
+            self._held.pop(integration_id, None)
+        queue = self._waiters.get(integration_id)
+        while queue:
+            turn = queue.popleft()
+            if not turn.done():  # one that gave up waiting is skipped
+                turn.set_result(None)
+                break
+        if queue is not None and not queue:
+            self._waiters.pop(integration_id, None)
+
+    def holding(self, integration_id: str) -> bool:
+        return self._held.get(integration_id, 0) > 0
+
+    async def next_turn(self, integration_id: str, timeout: float) -> bool:
+        """Waits until this process gives back a slot of the integration (True), or `timeout` (False)."""
+        turn = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(integration_id, deque()).append(turn)
+        try:
+            await asyncio.wait_for(turn, timeout)
+            return True
+        except TimeoutError:
+            return False

@@ -1,0 +1,88 @@
+"""Pacing a claimed batch on a real Redis: sends that wait only for a concurrency slot their own batch holds
+go one after another as those sends finish, without being put back; what still waits after CHAIN_SECONDS,
+or what the limits refuse when its turn comes, goes back to waiting (PENDING, no attempt)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from arq.connections import create_pool
+
+from app.config import Settings
+from app.delivery import pacing
+from app.delivery.runtime import Runtime, redis_settings
+from app.models import Delivery, DeliveryStatus, Event, Integration, Workspace
+
+
+@pytest.fixture
+async def runtime(redis_url):
+    redis = await create_pool(redis_settings(redis_url))
+    yield Runtime(settings=Settings(), session=None, redis=redis, box=None)
+    await redis.aclose()
+
+
+async def _claimed(n: int, **config) -> list[Delivery]:
+    """`n` deliveries to one integration, as a worker holds them after its claim and load."""
+    workspace = await Workspace.create(slug=f"ws-{random.getrandbits(48):x}", name="Pacing")
+    event = await Event.create(workspace=workspace, type="order.paid", payload={})
+    integration = await Integration.create(id=f"int_{uuid.uuid4().hex[:26]}", workspace=workspace, type="webhook",
+                                           name="crm", config=config)
+    now = datetime.now(UTC)
+    deliveries = [await Delivery.create(workspace=workspace, event=event, integration=integration,
+                                        event_type=event.type, status=DeliveryStatus.SENDING, next_attempt_at=now)
+                  for _ in range(n)]
+    for delivery in deliveries:
+        delivery.integration = integration
+    return deliveries
+
+
+async def test_a_burst_waits_for_the_slots_this_process_holds_and_goes_as_they_free(db, runtime):
+    burst = await _claimed(5, maxConcurrency=2)
+    paced = await pacing.pace(burst, runtime, "automatic")
+    assert paced.go == burst[:2]
+    assert [d for d, _ in paced.waiting] == burst[2:]
+
+    in_flight = list(paced.go)
+    order = []
+    waiters = [asyncio.ensure_future(pacing.wait_for_slot(paced, d, lim, runtime)) for d, lim in paced.waiting]
+    while in_flight:  # each send that finishes gives its slot to the next waiting one
+        finished = in_flight.pop(0)
+        order.append(finished)
+        await pacing.release(paced, finished, runtime)
+        await asyncio.sleep(0.05)
+        for delivery, waiter in zip(burst[2:], waiters, strict=True):
+            if waiter.done() and delivery not in order and delivery not in in_flight:
+                assert waiter.result() is True
+                in_flight.append(delivery)
+        assert len(paced.leases) <= 2
+    assert order == burst and all(w.result() for w in waiters)
+    await paced.settled()
+    # Nothing was written back: all five stay as claimed.
+    assert {d.status for d in await Delivery.filter(id__in=[d.id for d in burst])} == {DeliveryStatus.SENDING}
+
+
+async def test_what_still_waits_after_the_chain_time_goes_back_to_waiting(db, runtime):
+    burst = await _claimed(3, maxConcurrency=1)
+    paced = await pacing.pace(burst, runtime, "automatic")
+    assert paced.go == burst[:1] and len(paced.waiting) == 2
+    paced.began -= pacing.CHAIN_SECONDS - 0.2  # the batch has been sending a while: 0.2 s left
+    waited = await asyncio.gather(*(pacing.wait_for_slot(paced, d, lim, runtime) for d, lim in paced.waiting))
+    assert waited == [False, False]  # the one slot was never given back in time
+    for row in await Delivery.filter(id__in=[d.id for d in burst[1:]]):
+        assert row.status == DeliveryStatus.PENDING and row.attempt_count == 0 and row.next_attempt_at is not None
+    await pacing.release(paced, burst[0], runtime)
+
+
+async def test_sends_waiting_for_slots_other_workers_hold_are_put_back_at_once(db, runtime):
+    burst = await _claimed(3, maxConcurrency=1)
+    elsewhere = Runtime(settings=runtime.settings, session=None, redis=runtime.redis, box=None)
+    other_worker = await pacing.pace(burst[:1], elsewhere, "automatic")  # holds the only slot
+    paced = await pacing.pace(burst[1:], runtime, "automatic")
+    assert paced.go == [] and paced.waiting == []
+    await paced.settled()
+    assert {d.status for d in await Delivery.filter(id__in=[d.id for d in burst[1:]])} == {DeliveryStatus.PENDING}
+    await pacing.release(other_worker, burst[0], elsewhere)
