@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
+
+from tortoise.expressions import Q
 
 from app.core import tracing
 from app.core.errors import DeliveryErrorCode, FieldError
@@ -52,10 +54,17 @@ async def retry_now(unit: Unit, delivery: Delivery) -> Done[Delivery]:
     return Done(delivery)
 
 
+def _of_forms(form_ids: Collection[str] | None) -> Q:
+    """Objects of these forms, or of no form; everything when `form_ids` is None (no portal-session limit)."""
+    return Q() if form_ids is None else Q(form_id__in=list(form_ids)) | Q(form_id__isnull=True)
+
+
 async def recover(unit: Unit, integration: Integration, since: datetime, until: datetime | None,
-                  statuses: Sequence[DeliveryStatus] = (DeliveryStatus.FAILED,)) -> Done[int]:
+                  statuses: Sequence[DeliveryStatus] = (DeliveryStatus.FAILED,), *,
+                  form_ids: Collection[str] | None = None) -> Done[int]:
     """Re-queues every delivery of the integration in `statuses` (FAILED unless told) created in
-    [since, until]; answers how many. PENDING and SENDING ones are on their way already: refused."""
+    [since, until]; answers how many. PENDING and SENDING ones are on their way already: refused.
+    With `form_ids` (a portal session limited to some forms), only those forms' deliveries and form-less ones."""
     wanted = list(dict.fromkeys(DeliveryStatus(s) for s in statuses))
     for i, status in enumerate(wanted):
         if status not in RETRYABLE:
@@ -66,23 +75,25 @@ async def recover(unit: Unit, integration: Integration, since: datetime, until: 
         return Done(0)
     until = until or datetime.now(UTC)
     rows = await Delivery.filter(
-        integration_id=integration.id, status__in=wanted, created_at__gte=since, created_at__lte=until
+        _of_forms(form_ids), integration_id=integration.id, status__in=wanted, created_at__gte=since,
+        created_at__lte=until,
     ).order_by("id").limit(MAX_RECOVER).values_list("id", "attempt_count")
     await _requeue(unit, list(rows), wanted, "recover")
     return Done(len(rows))
 
 
-async def resend_all(unit: Unit, integration: Integration, since: datetime, until: datetime | None) -> Done[int]:
+async def resend_all(unit: Unit, integration: Integration, since: datetime, until: datetime | None, *,
+                     form_ids: Collection[str] | None = None) -> Done[int]:
     """Sends again every event of [since, until] the integration should have received as it is set up now
     (its event filter, and its forms' filters and conditions for a FORMS integration): the deliveries it
     has are re-queued, whatever became of them (unless on their way already), and events it has none of
     (published while it was switched off, or before it was attached) get one. At most MAX_RECOVER,
-    oldest first; answers how many were queued."""
+    oldest first; answers how many were queued. `form_ids` as in `recover`."""
     if not integration.enabled:
         return Done.refused(FieldError("integrationId", "the integration is switched off: switch it on first, "
                                                         "then resend", DeliveryErrorCode.INVALID_STATE))
     until = until or datetime.now(UTC)
-    events = await Event.filter(workspace_id=integration.workspace_id, created_at__gte=since,
+    events = await Event.filter(_of_forms(form_ids), workspace_id=integration.workspace_id, created_at__gte=since,
                                 created_at__lte=until).order_by("id").limit(MAX_RECOVER)
     attachments: dict[str, FormIntegration] = {}
     if integration.scope == IntegrationScope.FORMS:

@@ -15,6 +15,8 @@ from app.services.portal_sessions import SESSION_RE, hash_session_token
 from app.services.tokens import hash_token
 from tests.conftest import GraphQLClient, make_account
 from tests.e2e.test_live_access import closed_with, subscribe
+from tests.waiting import eventually
+from tests.worker.helpers import settled
 
 CREATE = """mutation($input: PortalSessionCreateInput!) { portalSessionCreate(input: $input) {
   session { id workspace abilities allowedOrigins formSlugs theme expiresAt }
@@ -27,6 +29,8 @@ ATTACH = """mutation($input: FormIntegrationAttachInput!) { formIntegrationAttac
   formIntegration { id } errors { field code } } }"""
 PUBLISH = """mutation($input: EventPublishInput!) { eventPublish(input: $input) {
   deliveries { id } errors { field code } } }"""
+RECOVER = """mutation($input: DeliveriesRecoverInput!) { deliveriesRecover(input: $input) {
+  queued errors { field code } } }"""
 VIEWER = "{ viewer { token { id } tokens { id } workspaces { slug } } portalSession { workspace theme formSlugs } }"
 
 
@@ -122,7 +126,9 @@ async def test_a_session_sees_one_workspace_and_cannot_manage_access(account):
     assert not await Workspace.filter(slug="from-portal").exists()
 
 
-async def test_a_session_limited_to_forms_sees_only_those(account, receiver):
+async def two_forms_on_one_integration(account, receiver) -> tuple[str, dict[str, str]]:
+    """Forms "contact" and "survey" on one webhook, and an event published to each: the integration's id
+    and each form's delivery id."""
     for slug in ("contact", "survey"):
         made = await account.gql(FORM_CREATE, {"input": {"workspace": account.slug, "slug": slug, "name": slug}})
         assert made["formCreate"]["errors"] == []
@@ -138,7 +144,11 @@ async def test_a_session_limited_to_forms_sees_only_those(account, receiver):
         published = await account.gql(PUBLISH, {"input": {"workspace": account.slug, "type": "form.submitted",
                                                           "formSlug": slug, "payload": {"n": 1}}})
         delivered[slug] = published["eventPublish"]["deliveries"][0]["id"]
+    return integration, delivered
 
+
+async def test_a_session_limited_to_forms_sees_only_those(account, receiver):
+    integration, delivered = await two_forms_on_one_integration(account, receiver)
     session = as_session(account, (await create_session(account, formSlugs=["contact"], abilities=[
         "integrations:read", "integrations:write", "forms:write", "events:publish", "deliveries:read"]))["token"])
     seen = await session("""query($w: String!) { workspace(slug: $w) {
@@ -157,6 +167,28 @@ async def test_a_session_limited_to_forms_sees_only_those(account, receiver):
                                                         "formSlug": "survey", "payload": {}}}) == "NOT_FOUND"
     assert await session.error_code(ATTACH, {"input": {"workspace": account.slug, "formSlug": "survey",
                                                        "integrationId": integration}}) == "NOT_FOUND"
+
+
+async def test_a_session_limited_to_forms_recovers_only_those_forms_deliveries(account, receiver):
+    integration, delivered = await two_forms_on_one_integration(account, receiver)
+    for delivery_id in delivered.values():
+        assert (await settled(delivery_id)).status == "SUCCEEDED"
+    session = as_session(account, (await create_session(account, formSlugs=["contact"], abilities=[
+        "integrations:read", "deliveries:read", "deliveries:write"]))["token"])
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    for attempts, mode in ((2, {"statuses": ["SUCCEEDED"]}), (3, {"resend": "ALL"})):
+        data = await session(RECOVER, {"input": {"integrationId": integration, "since": since, **mode}})
+        assert data["deliveriesRecover"] == {"queued": 1, "errors": []}
+        await eventually(lambda n=attempts: _has_attempts(delivered["contact"], n), timeout=20,
+                         what=f"the contact delivery's attempt {attempts}")
+    # The survey's delivery, which the session cannot see, was never sent again.
+    assert (await settled(delivered["survey"])).attempt_count == 1
+    assert len(receiver.at("/hook")) == 4
+
+
+async def _has_attempts(delivery_id: str, n: int) -> bool:
+    delivery = await settled(delivery_id)
+    return delivery.attempt_count == n and delivery.status == "SUCCEEDED"
 
 
 async def test_revoked_expired_or_orphaned_sessions_stop_working(account):

@@ -11,6 +11,7 @@ from app.core.errors import CommonErrorCode, FieldError
 from app.schema import types as t
 from app.schema.context import Info
 from app.schema.errors import UserError, user_errors
+from app.schema.permissions import forms_limit
 from app.schema.queries import load_delivery, load_integration
 from app.services import deliveries
 
@@ -88,10 +89,13 @@ class DeliveryMutations:
         if until is not None and until < since:
             return DeliveriesRecoverPayload(queued=0, errors=user_errors([FieldError(
                 "until", "must not be before since", CommonErrorCode.OUT_OF_RANGE)]))
+        limit = forms_limit(info)  # a portal session limited to some forms recovers only theirs
+        form_ids = None if limit is None else await models.Form.filter(
+            workspace_id=integration.workspace_id, slug__in=list(limit)).values_list("id", flat=True)
         async with info.context.unit() as unit:
             if input.resend == RecoverResend.ALL:
-                done = await deliveries.resend_all(unit, integration, since, until)
+                done = await deliveries.resend_all(unit, integration, since, until, form_ids=form_ids)
             else:
                 statuses = [models.DeliveryStatus(s.value) for s in input.statuses or [t.DeliveryStatus.FAILED]]
-                done = await deliveries.recover(unit, integration, since, until, statuses)
+                done = await deliveries.recover(unit, integration, since, until, statuses, form_ids=form_ids)
         return DeliveriesRecoverPayload(queued=done.value or 0, errors=user_errors(done.errors))
