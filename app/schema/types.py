@@ -209,8 +209,11 @@ class Form(Node):
         return cls(id=m.id, slug=m.slug, name=m.name, created_at=m.created_at, updated_at=m.updated_at, model=m)
 
     @strawberry.field(description="The integrations attached to this form, oldest first; empty unless you are an "
-                                  "owner or admin of the workspace.")
+                                  "owner or admin of the workspace and your token has integrations:read.")
     async def integrations(self, info: Info) -> list[FormIntegration]:
+        viewer = info.context.principal
+        if viewer is None or not viewer.can("integrations:read"):
+            return []
         if await role_in(info, self.model.workspace_id) not in ("owner", "admin"):
             return []
         rows = await models.FormIntegration.filter(form_id=self.id).order_by("id")

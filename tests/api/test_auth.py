@@ -107,3 +107,28 @@ async def test_another_workspaces_objects_are_not_found(account, other_account):
 
 async def _email(acc) -> str:
     return (await acc.gql("{ viewer { user { email } } }"))["viewer"]["user"]["email"]
+
+
+async def test_a_token_without_integrations_read_sees_no_forms_attachments(http):
+    owner = await make_account(http)
+    made = await owner.gql("""mutation($w: String!) { formCreate(input: {workspace: $w, slug: "contact",
+      name: "Contact"}) { errors { code } } }""", {"w": owner.slug})
+    assert made["formCreate"]["errors"] == []
+    hook = await owner.gql(CONNECT, {"input": {"workspace": owner.slug, "type": "WEBHOOK", "name": "x",
+                                               "config": {"url": "http://127.0.0.1:9/h"}}})
+    integration = hook["integrationConnect"]["integration"]["id"]
+    attached = await owner.gql("""mutation($input: FormIntegrationAttachInput!) { formIntegrationAttach(
+      input: $input) { errors { code } } }""", {"input": {"workspace": owner.slug, "formSlug": "contact",
+                                                          "integrationId": integration}})
+    assert attached["formIntegrationAttach"]["errors"] == []
+    query = """query($w: String!) { workspace(slug: $w) { forms { edges { node { slug
+      integrations { id integration { id } } } } } } }"""
+    [form] = (await owner.gql(query, {"w": owner.slug}))["workspace"]["forms"]["edges"]
+    assert form["node"]["integrations"] == [{"id": form["node"]["integrations"][0]["id"],
+                                             "integration": {"id": integration}}]
+    # The same owner with a token that may read deliveries only: the form (any member may list forms), but
+    # not what it is wired to.
+    reader = await owner.gql('mutation { apiTokenCreate(input: {name: "r", abilities: ["deliveries:read"]}) '
+                             "{ token errors { code } } }")
+    seen = await owner.gql(query, {"w": owner.slug}, token=reader["apiTokenCreate"]["token"])
+    assert seen["workspace"]["forms"]["edges"] == [{"node": {"slug": "contact", "integrations": []}}]
