@@ -184,7 +184,8 @@ class ApiToken(Node):
     expires_at: datetime | None = strawberry.field(description="When the token stops working; null if never.")
     revoked_at: datetime | None = strawberry.field(description="When the token was revoked; null while it is not.")
     last_used_at: datetime | None = strawberry.field(
-        description="When the token was last used; this server does not record it yet, so it is null.")
+        description="When the token was last used, to the minute (each API process notes a use at most once a "
+                    "minute); null if it never was.")
     created_at: datetime = strawberry.field(description="When the token was created.")
 
     @classmethod

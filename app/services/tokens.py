@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -101,7 +102,11 @@ async def authenticate(header: str | None) -> Principal | None:
     key = portal_sessions.hash_session_token(plain) if is_session else hash_token(plain)
     known = access_cache.principals.get(key)
     if known is not None:
-        return known if is_live(known, datetime.now(UTC)) else None
+        if not is_live(known, datetime.now(UTC)):
+            return None
+        if known.token is not None:
+            await _note_use(known.token)
+        return known
     generation = access_cache.principals.generation
     if is_session:
         session = await portal_sessions.session_for(plain)
@@ -112,7 +117,31 @@ async def authenticate(header: str | None) -> Principal | None:
     if principal is None or not is_live(principal, datetime.now(UTC)):
         return None
     access_cache.principals.put(key, principal, generation)
+    if principal.token is not None:
+        await _note_use(principal.token)
     return principal
+
+
+# `lastUsedAt` is written at most this often per token and process: a write per request would double the
+# writes of a busy token's every publish.
+LAST_USED_EVERY_SECONDS = 60.0
+_last_use_noted: dict[str, float] = {}  # token id -> monotonic time of the last write from this process
+
+
+async def _note_use(token: ApiToken) -> None:
+    now = time.monotonic()
+    if now - _last_use_noted.get(token.id, -LAST_USED_EVERY_SECONDS) < LAST_USED_EVERY_SECONDS:
+        return
+    if len(_last_use_noted) >= access_cache.MAX_ENTRIES:
+        _last_use_noted.clear()
+    _last_use_noted[token.id] = now
+    used = datetime.now(UTC)
+    try:
+        await ApiToken.filter(id=token.id).update(last_used_at=used)
+    except Exception:  # a note, never a reason to refuse the request; the next use tries again
+        _last_use_noted.pop(token.id, None)
+        return
+    token.last_used_at = used
 
 
 def is_live(principal: Principal, now: datetime) -> bool:

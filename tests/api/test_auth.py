@@ -132,3 +132,14 @@ async def test_a_token_without_integrations_read_sees_no_forms_attachments(http)
                              "{ token errors { code } } }")
     seen = await owner.gql(query, {"w": owner.slug}, token=reader["apiTokenCreate"]["token"])
     assert seen["workspace"]["forms"]["edges"] == [{"node": {"slug": "contact", "integrations": []}}]
+
+
+async def test_a_tokens_last_use_is_recorded(account):
+    made = await account.gql('mutation { used: apiTokenCreate(input: {name: "used"}) { token apiToken { id } } '
+                             'unused: apiTokenCreate(input: {name: "unused"}) { apiToken { id } } }')
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    await account.gql("{ viewer { token { id } } }", token=made["used"]["token"])
+    tokens = {t["id"]: t["lastUsedAt"] for t in (await account.gql("{ viewer { tokens { id lastUsedAt } } }"))[
+        "viewer"]["tokens"]}
+    assert datetime.fromisoformat(tokens[made["used"]["apiToken"]["id"]]) >= before
+    assert tokens[made["unused"]["apiToken"]["id"]] is None
