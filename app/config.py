@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     # Unset (or blank): the SQLite file hookyard.db in data_dir (see _default_database_url).
     database_url: str = ""
+    # PostgreSQL's planner cost of a random page read for Hookyard's own connections. The server default (4)
+    # assumes disks: with it, a batch's load by primary key is planned as a scan of the whole event table
+    # until that table is large, and each delivery costs more as the log grows. 1.1 is the usual figure
+    # for SSDs and a working set in memory; blank keeps the server's setting.
+    database_random_page_cost: float | None = Field(default=1.1, gt=0)
     redis_url: str | None = None
     secret_key: str | None = None
     host: str = "127.0.0.1"
@@ -184,6 +189,11 @@ class Settings(BaseSettings):
     @classmethod
     def _egress_proxy(cls, value: Any) -> str | None:
         return parse_egress_proxy(value)
+
+    @field_validator("database_random_page_cost", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("retry_schedule", mode="before")
     @classmethod

@@ -29,11 +29,13 @@ async def _keep_session(connection) -> None:
     """
 
 
-def _connection(url: str) -> str | dict:
+def _connection(url: str, random_page_cost: float | None = None) -> str | dict:
     if not url.startswith(("postgres://", "asyncpg://")):
         return url
     config = expand_db_url(url)
     config["credentials"].setdefault("reset", _keep_session)
+    if random_page_cost is not None:  # see Settings.database_random_page_cost
+        config["credentials"].setdefault("server_settings", {})["random_page_cost"] = f"{random_page_cost:g}"
     return config
 
 
@@ -44,7 +46,7 @@ def tortoise_config(settings: Settings) -> dict:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     return {
-        "connections": {"default": _connection(url)},
+        "connections": {"default": _connection(url, settings.database_random_page_cost)},
         "apps": {
             "models": {
                 "models": settings.tortoise_modules,
