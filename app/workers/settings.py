@@ -12,7 +12,7 @@ from app.delivery.batching import SendCoalescer
 from app.delivery.runtime import Runtime, open_runtime, redis_settings
 from app.delivery.sender import MAX_TIMEOUT_SECONDS
 from app.models.database import close_db, init_db
-from app.workers.tasks import purge_old, send_deliveries, send_delivery, sweep_due
+from app.workers.tasks import purge_old, refresh_statistics, send_deliveries, send_delivery, sweep_due
 
 
 def _sweep_seconds(settings: Settings) -> set[int]:
@@ -57,6 +57,7 @@ def build_worker(settings: Settings, redis_url: str, runtime: Runtime | None = N
         cron_jobs=[
             cron(sweep_due, name="sweep_due", second=_sweep_seconds(settings), run_at_startup=True, unique=True),
             cron(purge_old, name="purge_old", minute=7, second=0, unique=True),
+            cron(refresh_statistics, name="refresh_statistics", second=45, unique=True),
         ],
         redis_settings=redis_settings(redis_url),
         on_startup=startup,

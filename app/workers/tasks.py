@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.core import tracing
-from app.delivery import sweeper
+from app.delivery import statistics, sweeper
 from app.delivery.batching import SendCoalescer
 
 
@@ -45,3 +45,7 @@ async def sweep_due(ctx: dict) -> int:
 
 async def purge_old(ctx: dict) -> int:
     return await sweeper.purge(ctx["runtime"])
+
+
+async def refresh_statistics(ctx: dict) -> int:
+    return len(await statistics.refresh())
