@@ -104,3 +104,25 @@ async def test_query_limits_and_masked_errors(account, http):
     assert body["errors"] and "alias" in body["errors"][0]["message"].lower()
     page = await http.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+
+async def test_an_admin_cannot_change_an_owners_role(account, other_account):
+    from app.models import User
+
+    add = ('mutation($ws: String!, $email: String!, $role: Role!) { memberAdd(input: {workspace: $ws, email: $email, '
+           "role: $role}) { member { role } errors { code } } }")
+    admin_email = (await User.get(id=other_account.user_id)).email
+    for email, role in ((admin_email, "ADMIN"), ("co-owner@example.com", "OWNER")):
+        added = await account.gql(add, {"ws": account.slug, "email": email, "role": role})
+        assert added["memberAdd"]["member"]["role"] == role
+    admin = other_account.gql
+    for email in ("co-owner@example.com", " CO-OWNER@example.com "):
+        code = await admin.error_code(add, {"ws": account.slug, "email": email, "role": "MEMBER"})
+        assert code == "FORBIDDEN"
+    assert await admin.error_code(add, {"ws": account.slug, "email": "pat@example.com", "role": "OWNER"}) == "FORBIDDEN"
+    added = await admin(add, {"ws": account.slug, "email": "pat@example.com", "role": "MEMBER"})
+    assert added["memberAdd"] == {"member": {"role": "MEMBER"}, "errors": []}
+    roles = await account.gql("query($s: String!) { workspace(slug: $s) { members { edges { node { role "
+                              "user { email } } } } } }", {"s": account.slug})
+    by_email = {e["node"]["user"]["email"]: e["node"]["role"] for e in roles["workspace"]["members"]["edges"]}
+    assert by_email["co-owner@example.com"] == "OWNER"

@@ -112,16 +112,21 @@ class WorkspaceMutations:
                                        errors=user_errors(done.errors))
 
     @strawberry.mutation(description="Adds a person to a workspace, or changes a member's role. Needs an API token "
-                                     "(not a portal session) of an owner or admin (else FORBIDDEN), with no particular "
-                                     "ability; a workspace you are not in is NOT_FOUND.")
+                                     "(not a portal session) of an owner or admin, and of an owner to add an owner or "
+                                     "change an owner's role (else FORBIDDEN), with no particular ability; a workspace "
+                                     "you are not in is NOT_FOUND.")
     async def member_add(
         self, info: Info, input: Annotated[MemberAddInput, strawberry.argument(description="The person and role.")]
     ) -> MemberAddPayload:
         refuse_portal_session(info, "change members")
         ws = await workspace_by_slug(info, input.workspace, admin=True)
         role = input.role or models.Role.MEMBER
-        if role == models.Role.OWNER and await role_in(info, ws.id) != models.Role.OWNER:
-            raise Forbidden("only owners may add owners")
+        if await role_in(info, ws.id) != models.Role.OWNER:
+            if role == models.Role.OWNER:
+                raise Forbidden("only owners may add owners")
+            email = (input.email or "").strip().lower()
+            if await models.Membership.filter(workspace=ws, user__email=email, role=models.Role.OWNER).exists():
+                raise Forbidden("only owners may change an owner's role")
         async with info.context.unit():
             done = await workspaces.add_member(ws, input.email, role, input.name)
         access_cache.forget_memberships()  # again once committed: a request may have read the old row meanwhile
