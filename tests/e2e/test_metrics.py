@@ -294,7 +294,8 @@ async def _run(stack: Stack, http: httpx.AsyncClient, receiver: Receiver) -> Non
                            lambda s: value(s, attempts, type="webhook", outcome="success") == 1
                            and value(s, attempts, type="webhook", outcome="http_5xx") >= 1,
                            "the new worker to send both deliveries")
-    assert value(drained, "hookyard_queue_depth", state="due") in (0, 1)  # read by the worker too
+    # Read by the worker too; its own cron jobs (sweep, statistics refresh) may be on the queue at that moment.
+    assert value(drained, "hookyard_queue_depth", state="due") <= 2
     assert value(drained, "hookyard_metrics_source_up", source="redis") == 1
     api.check_running()
 
