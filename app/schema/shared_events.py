@@ -53,11 +53,7 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
         # The same for every event of this subscription: computed once.
         key = self.__dict__.get("_key")
         if key is None:
-            operation = self.operation
-            query = operation.loc.source.body if operation.loc else repr(operation)
-            name = operation.name.value if operation.name else None
-            variables = orjson.dumps(self.variable_values.coerced, option=orjson.OPT_SORT_KEYS, default=str)
-            key = self.__dict__["_key"] = (query, name, variables)
+            key = self.__dict__["_key"] = subscription_key(self.operation, self.variable_values)
         return key
 
     def execute_operation(self, serially: bool | None = None):
@@ -74,6 +70,34 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
                 found = _shared(found)
             results[key] = found
         return _Executed(found).execute_operation(serially)
+
+
+def subscription_key(operation: Any, variable_values: Any) -> tuple:
+    """What a subscription's results depend on besides the event and the viewer: its text, operation and
+    variables."""
+    query = operation.loc.source.body if operation.loc else repr(operation)
+    name = operation.name.value if operation.name else None
+    coerced = getattr(variable_values, "coerced", variable_values)  # resolvers get the coerced values themselves
+    variables = orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS, default=str)
+    return query, name, variables
+
+
+def executed_data(payload: Any, key: tuple, context: Any) -> SharedData | None:
+    """The data another subscriber with the same `key` (see `subscription_key`) and the same access already
+    got for this event, when it was executed without errors: what this subscriber would get too. None when
+    it must be executed for this one (first of its kind, still running, or with errors)."""
+    results = getattr(payload, "shared_results", None)
+    if not results:
+        return None
+    found = results.get(key + (viewer_access(context, payload.workspace_id),))
+    if isinstance(found, asyncio.Future):
+        if not found.done() or found.cancelled() or found.exception() is not None:
+            return None
+        found = found.result()
+    if not isinstance(found, ExecutionResult) or found.errors or found.extensions:
+        return None
+    data = found.data
+    return data if type(data) is SharedData else None
 
 
 class SharedData(dict):

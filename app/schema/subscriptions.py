@@ -7,8 +7,9 @@ from typing import Annotated
 import strawberry
 from graphql import GraphQLError
 
-from app.realtime import slow_clients
+from app.realtime import live_operations, slow_clients
 from app.realtime.broadcaster import LiveMessage, SlowSubscriber
+from app.schema import shared_events
 from app.schema import types as t
 from app.schema.context import Info
 from app.schema.permissions import workspace_by_slug
@@ -79,10 +80,20 @@ class Subscription:
                                     integration_id=integration_id, form_slug=form_slug, statuses=wanted,
                                     forms=principal.form_slugs)
         watched = watch.watch(connection, principal.credential_id, principal.user.id, ws.id)
+        # Over a WebSocket, an update already executed for a subscriber with the same selection and access is
+        # sent from here, without going through the subscription machinery again (see live_operations).
+        operation = live_operations.CURRENT.get()
+        raw = info._raw_info
+        key = shared_events.subscription_key(raw.operation, raw.variable_values) if operation else None
+        context = info.context
         try:
             try:
                 while True:  # filtered by the broadcaster as it dispatches
-                    yield _from_message(await sub.next())
+                    update = _from_message(await sub.next())
+                    if key is not None and (data := shared_events.executed_data(update, key, context)) is not None:
+                        await operation.send_data(data)
+                        continue
+                    yield update
             except SlowSubscriber as exc:
                 raise GraphQLError(str(exc), extensions={"code": "SLOW_SUBSCRIBER"}) from exc
         finally:

@@ -32,6 +32,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from app.config import Settings
+from app.realtime import live_operations
+from app.realtime.live_operations import LiveOperation
 from app.services.tokens import Principal, authenticate
 from app.web import bodies
 from app.web.errors import (
@@ -126,7 +128,12 @@ class GuardedTransportWS(_Guarded, BaseGraphQLTransportWSHandler):
         if error := await self._refused(message):
             await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
             return
-        await super().handle_subscribe(message)
+        # The operation's task is created in there and keeps this value: see live_operations.
+        token = live_operations.CURRENT.set(LiveOperation(self, message["id"], live_operations.TRANSPORT_WS))
+        try:
+            await super().handle_subscribe(message)
+        finally:
+            live_operations.CURRENT.reset(token)
 
 
 class GuardedLegacyWS(_Guarded, BaseGraphQLWSHandler):
@@ -136,7 +143,11 @@ class GuardedLegacyWS(_Guarded, BaseGraphQLWSHandler):
         if error := await self._refused(message):
             await self.send_message({"type": "error", "id": message["id"], "payload": error})
             return
-        await super().handle_start(message)
+        token = live_operations.CURRENT.set(LiveOperation(self, message["id"], live_operations.LEGACY_WS))
+        try:
+            await super().handle_start(message)
+        finally:
+            live_operations.CURRENT.reset(token)
 
 
 class GuardedGraphQL(GraphQL):
