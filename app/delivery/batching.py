@@ -7,11 +7,20 @@ that start in the next few milliseconds (WINDOW_SECONDS) and hands them to
 and one write per wave instead of one per job. With nothing in flight a job goes at once,
 so a quiet worker adds no delay. Each job still waits for, and returns, the results of
 its own deliveries; a batch never waits for more than MAX_BATCH deliveries.
+
+A worker with a backlog takes up to HOOKYARD_WORKER_CONCURRENCY jobs of up to 50 deliveries
+each; claiming and loading them all at once only made thousands of sends queue for the
+HTTP session's connections while their rows, tasks and leases waited in memory. So at most
+`max_in_flight` deliveries (twice the session's connection limit) are claimed and not yet
+recorded; the jobs beyond wait here, holding nothing but their ids, and go as sends are
+recorded. That never lowers how many requests are out at once: the session could not have
+sent more.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Sequence
 
 from app.core import tracing
@@ -23,14 +32,20 @@ log = get_logger("app.delivery.batching")
 
 WINDOW_SECONDS = 0.010
 MAX_BATCH = 200
+IN_FLIGHT_PER_CONNECTION = 2
 
 
 class SendCoalescer:
-    def __init__(self, runtime: Runtime, window: float = WINDOW_SECONDS, max_batch: int = MAX_BATCH):
+    def __init__(self, runtime: Runtime, window: float = WINDOW_SECONDS, max_batch: int = MAX_BATCH,
+                 max_in_flight: int | None = None):
         self.runtime = runtime
         self.window = window
         self.max_batch = max_batch
-        self._waiting: dict[str, list[tuple[Sequence[str], asyncio.Future]]] = {}
+        if max_in_flight is None and getattr(runtime, "session", None) is not None:
+            max_in_flight = IN_FLIGHT_PER_CONNECTION * runtime.session.connector.limit  # 0: no limit
+        self.max_in_flight = max_in_flight or 1 << 30
+        self._in_flight = 0  # deliveries handed to a batch and not yet recorded (or given up)
+        self._waiting: dict[str, deque[tuple[Sequence[str], asyncio.Future]]] = {}
         self._sizes: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._running: set[asyncio.Task] = set()
@@ -47,7 +62,7 @@ class SendCoalescer:
         future: asyncio.Future = loop.create_future()
         # A job cancelled while waiting leaves its future behind: never log its outcome as unretrieved.
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._waiting.setdefault(trigger, []).append((delivery_ids, future))
+        self._waiting.setdefault(trigger, deque()).append((delivery_ids, future))
         self._sizes[trigger] = self._sizes.get(trigger, 0) + len(delivery_ids)
         if self._sizes[trigger] >= self.max_batch or not self._running:
             self._flush(trigger)  # full, or nothing in flight to wait for: go now
@@ -90,24 +105,51 @@ class SendCoalescer:
             await asyncio.gather(*running, return_exceptions=True)
 
     def _flush(self, trigger: str) -> None:
+        """Starts batches of the trigger's waiting jobs, as many as the in-flight limit lets through; the
+        rest go as sends in flight are recorded (`_settled`)."""
         timer = self._timers.pop(trigger, None)
         if timer is not None:
             timer.cancel()
-        waiting = self._waiting.pop(trigger, [])
-        self._sizes.pop(trigger, None)
-        if waiting:
-            task = asyncio.ensure_future(self._run(trigger, waiting))
+        waiting = self._waiting.get(trigger)
+        while waiting and self._in_flight < self.max_in_flight:
+            batch: list[tuple[Sequence[str], asyncio.Future]] = []
+            size = 0
+            while waiting and (not batch or size + len(waiting[0][0]) <= self.max_batch):
+                group = waiting.popleft()
+                batch.append(group)
+                size += len(group[0])
+            self._sizes[trigger] -= size
+            self._in_flight += size
+            task = asyncio.ensure_future(self._run(trigger, batch, size))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+        if not waiting:
+            self._waiting.pop(trigger, None)
+            self._sizes.pop(trigger, None)
 
-    async def _run(self, trigger: str, waiting: list[tuple[Sequence[str], asyncio.Future]]) -> None:
+    def _settled(self, count: int) -> None:
+        self._in_flight -= count
+        if self._in_flight < self.max_in_flight:
+            for trigger in list(self._waiting):
+                self._flush(trigger)
+
+    async def _run(self, trigger: str, waiting: list[tuple[Sequence[str], asyncio.Future]], size: int) -> None:
         ids = [delivery_id for group, _ in waiting for delivery_id in group]
         parents = {i: self._parents.pop(i) for i in ids if i in self._parents} if self._parents else None
+        unsettled = size
+
+        def settled(count: int) -> None:
+            nonlocal unsettled
+            count = min(count, unsettled)
+            unsettled -= count
+            self._settled(count)
+
         try:
             if parents:
-                results = await sender.attempt_deliveries(ids, self.runtime, trigger, parents=parents)
+                results = await sender.attempt_deliveries(ids, self.runtime, trigger, parents=parents,
+                                                          settled=settled)
             else:
-                results = await sender.attempt_deliveries(ids, self.runtime, trigger)
+                results = await sender.attempt_deliveries(ids, self.runtime, trigger, settled=settled)
         except asyncio.CancelledError:
             for _, future in waiting:
                 future.cancel()
@@ -117,6 +159,8 @@ class SendCoalescer:
                 if not future.done():
                     future.set_exception(exc)
             return
+        finally:
+            settled(unsettled)  # what was not sent (not due, put back) or never recorded
         by_id = {result.delivery.id: result for result in results}
         for group, future in waiting:
             if not future.done():

@@ -10,7 +10,7 @@ with the status updates for dashboards in one Redis round trip.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -109,12 +109,18 @@ async def attempt_delivery(delivery_id: str, runtime: Runtime, trigger: str = "a
 
 
 async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime, trigger: str = "automatic",
-                             parents: Mapping[str, object] | None = None) -> list[AttemptResult]:
+                             parents: Mapping[str, object] | None = None,
+                             settled: Callable[[int], None] | None = None) -> list[AttemptResult]:
     """Claims, sends and records one attempt for each delivery that is due; the others are skipped.
 
     `parents` (tracing on) maps delivery ids to the context of the job that asked for them: each
-    attempt's span is that job's child, not the child of whichever job started the batch."""
-    claimed = await claim_many(list(dict.fromkeys(delivery_ids)), runtime, force=trigger == "test")
+    attempt's span is that job's child, not the child of whichever job started the batch.
+    `settled(n)` is told as soon as n of the deliveries need nothing more of this call: not claimed,
+    or their attempts recorded (see `batching`)."""
+    unique = list(dict.fromkeys(delivery_ids))
+    claimed = await claim_many(unique, runtime, force=trigger == "test")
+    if settled is not None:
+        settled(len(delivery_ids) - len(claimed))
     if not claimed:
         return []
     deliveries = await batch_sql.load_for_send(claimed)
@@ -162,6 +168,8 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime, trig
             wave, done = [t.result() for t in done if t.result() is not None], set()  # None: put back
             if wave:
                 results.extend(await _record_whole(wave, trigger, runtime))
+                if settled is not None:
+                    settled(len(wave))
     except asyncio.CancelledError:
         # Worker shutdown past its grace: what the receivers already answered is still recorded (once);
         # the sends still out are cut below and stay SENDING until their lease brings them back.

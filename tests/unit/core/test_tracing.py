@@ -199,7 +199,7 @@ async def test_the_coalescer_hands_each_delivery_its_own_jobs_context(spans, mon
 
     handed: list = []
 
-    async def attempt_deliveries(ids, runtime, trigger="automatic", parents=None):
+    async def attempt_deliveries(ids, runtime, trigger="automatic", parents=None, settled=None):
         handed.append(parents)
         await asyncio.sleep(0.02)
         return []

@@ -15,7 +15,7 @@ def calls(monkeypatch):
     """Replaces the real send with one that records its batches and answers after a short while."""
     seen: list[tuple[list[str], str]] = []
 
-    async def attempt_deliveries(ids, runtime, trigger="automatic"):
+    async def attempt_deliveries(ids, runtime, trigger="automatic", settled=None):
         seen.append((list(ids), trigger))
         await asyncio.sleep(0.02)
         if "boom" in ids:
@@ -88,3 +88,36 @@ async def test_a_full_batch_does_not_wait_for_the_window(calls):
     full = [asyncio.ensure_future(coalescer.attempt(group)) for group in (["b"], ["c", "d"])]
     await asyncio.wait_for(asyncio.gather(first, *full), 1)
     assert calls == [(["a"], "automatic"), (["b", "c", "d"], "automatic")]
+
+
+async def test_in_flight_deliveries_are_capped_and_the_rest_go_as_sends_are_recorded(monkeypatch):
+    """A backlog is not claimed all at once: past `max_in_flight` claimed and unrecorded deliveries, jobs
+    wait with their ids only, and each recorded send lets the next ones go, even while a slow sibling of
+    its batch is still out."""
+    in_flight, most, batches = 0, 0, []
+
+    async def attempt_deliveries(ids, runtime, trigger="automatic", settled=None):
+        nonlocal in_flight, most
+        batches.append(list(ids))
+        in_flight += len(ids)
+        most = max(most, in_flight)
+
+        async def send(i):
+            nonlocal in_flight
+            await asyncio.sleep(1.0 if i == "slow" else 0.01)
+            in_flight -= 1
+            settled(1)
+            return SimpleNamespace(delivery=SimpleNamespace(id=i))
+
+        return list(await asyncio.gather(*(send(i) for i in ids)))
+
+    monkeypatch.setattr(batching.sender, "attempt_deliveries", attempt_deliveries)
+    coalescer = batching.SendCoalescer(runtime=None, window=0.001, max_batch=3, max_in_flight=4)
+    jobs = [asyncio.ensure_future(coalescer.attempt([i])) for i in ["slow", *"abcdefghijk"]]
+    done, _ = await asyncio.wait(jobs[1:], timeout=0.8)  # all but the slow one, long before it answers
+    assert len(done) == 11 and not jobs[0].done()
+    assert [ids_of(job.result()) for job in jobs[1:]] == [[i] for i in "abcdefghijk"]
+    assert most <= 4 - 1 + 3  # never more than one batch past the limit
+    assert len(batches) > 2 and all(len(b) <= 3 for b in batches)
+    assert ids_of(await jobs[0]) == ["slow"]
+    assert coalescer._in_flight == 0
