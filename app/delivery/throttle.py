@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from app.core.errors import CommonErrorCode, FieldError
 
 RATE_KEY = "rateLimit"
@@ -183,18 +185,25 @@ class Throttle:
     async def admit(self, requests: Sequence[tuple[str, Limits]]) -> list[Admission]:
         """For each (integration id, limits), in order: may a send go now? One round trip for all."""
         now_ms = int(time.time() * 1000)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            tokens = []
-            for integration_id, limits in requests:
-                token = secrets.token_hex(8)
-                tokens.append(token)
-                window = 0 if limits.requests is None else limits.per_seconds * 1000
-                await self._script(keys=_keys(integration_id), args=[
-                    now_ms, window, limits.requests or 1, limits.max_concurrency or 0, token,
-                    now_ms + int(self.lease_seconds * 1000), 2, token], client=pipe)
-            answers = await pipe.execute()
+        tokens = [secrets.token_hex(8) for _ in requests]
+        try:
+            answers = await self._run(requests, tokens, now_ms)
+        except NoScriptError:  # a Redis restarted or flushed since: load the script, then once more
+            await self.redis.script_load(_ADMIT)
+            answers = await self._run(requests, tokens, now_ms)
         return [Admission(wait=int(wait_ms) / 1000, lease=token if took else None, why=int(why))
                 for (wait_ms, took, why), token in zip(answers, tokens, strict=True)]
+
+    async def _run(self, requests: Sequence[tuple[str, Limits]], tokens: list[str], now_ms: int) -> list:
+        # EVALSHA in a plain pipeline: a pipeline given the Script object asks Redis whether the script
+        # exists, in a round trip of its own, every time.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (integration_id, limits), token in zip(requests, tokens, strict=True):
+                window = 0 if limits.requests is None else limits.per_seconds * 1000
+                keys = _keys(integration_id)
+                pipe.evalsha(self._script.sha, len(keys), *keys, now_ms, window, limits.requests or 1,
+                             limits.max_concurrency or 0, token, now_ms + int(self.lease_seconds * 1000), 2, token)
+            return await pipe.execute()
 
     async def release(self, integration_id: str, lease: str) -> None:
         await self.redis.zrem(_keys(integration_id)[3], lease)

@@ -90,3 +90,14 @@ async def test_sends_held_back_get_slots_at_the_rate_not_all_the_same_time(throt
     assert 0.9 < waits[2] <= 1.0
     assert waits[3] - waits[2] == pytest.approx(0.5, abs=0.01)
     assert waits[4] - waits[3] == pytest.approx(0.5, abs=0.01)
+
+
+async def test_limits_still_hold_after_redis_forgot_the_script(throttle):
+    """A Redis restarted or flushed has no scripts: the limiter loads its own again and keeps counting."""
+    integration, limits = fresh(), Limits(requests=1, per_seconds=1.0)
+    assert (await throttle.admit([(integration, limits)]))[0].wait == 0
+    await throttle.redis.script_flush()
+    assert not (await throttle.redis.script_exists(throttle._script.sha))[0]
+    again = await throttle.admit([(integration, limits)] * 2)
+    assert [a.wait > 0 for a in again] == [True, True]  # the window still holds the first send
+    assert (await throttle.redis.script_exists(throttle._script.sha))[0]
