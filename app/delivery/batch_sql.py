@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from app.models import Delivery, DeliveryStatus
+from app.models import Delivery, DeliveryStatus, Event
 
 SEND_RELATIONS = ("event", "integration", "workspace", "form")
 # SQL text by (connection, dialect, bucket size). Module-level on purpose: it is derived from the model
@@ -104,8 +105,46 @@ async def load_for_send(ids: Sequence[str]) -> list[Delivery]:
             return await Delivery.filter(id__in=list(ids)).select_related(*SEND_RELATIONS)
         cached = _load_sql[key] = (sql, query._select_related_idx)
     sql, related = cached
-    executor = db.executor_class(model=Delivery, db=db, select_related_idx=related)
-    return await executor.execute_select(sql, padded)
+    _, rows = await db.execute_query(sql, padded)
+    return _instances(rows, related)
+
+
+def _instances(rows: Sequence[Any], related: list) -> list[Delivery]:
+    """The rows of the load as deliveries with their related objects, as Tortoise's `execute_select` makes
+    them, except that the deliveries of a batch to the same integration share one Integration (and one
+    Workspace, one Form): a batch is mostly a few integrations' sends, and building (and decoding the
+    config of) the same integration once per delivery was most of the load's CPU. The event is built
+    per delivery: a kind gets its payload and must not see another delivery's changes to it."""
+    shared: dict[tuple[Any, Any], Any] = {}
+    names: dict[str, str] = {}
+    deliveries = []
+    _, main_width, *_, root = related[0]
+    for row in rows:
+        items = list(dict(row).items())
+        delivery = Delivery._init_from_db(**dict(items[:main_width]))
+        instances: dict[tuple, Any] = {root: delivery}
+        start = main_width
+        for model, width, *_, full_path in related[1:]:
+            *parent, attr = full_path
+            columns = items[start:start + width]
+            start += width
+            obj = None
+            if any(value for _, value in columns):
+                values = {names.get(k) or names.setdefault(k, k.split(".", 1)[1]): v for k, v in columns}
+                if model is Event:
+                    obj = model._init_from_db(**values)
+                else:
+                    key = (model, values.get(model._meta.db_pk_column))
+                    obj = shared.get(key)
+                    if obj is None:
+                        obj = shared[key] = model._init_from_db(**values)
+            owner = instances.get(tuple(parent))
+            if owner is not None:
+                object.__setattr__(owner, f"_{attr}", obj)
+            if obj is not None:
+                instances[(*parent, attr)] = obj
+        deliveries.append(delivery)
+    return deliveries
 
 
 async def save_many(deliveries: Sequence[Delivery], fields: Sequence[str],

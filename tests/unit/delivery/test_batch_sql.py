@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.delivery import batch_sql
-from app.models import Delivery, DeliveryStatus, Event, Integration, Workspace
+from app.models import Delivery, DeliveryStatus, Event, Form, Integration, Workspace
 
 LEASE = timedelta(seconds=90)
 
@@ -144,3 +144,25 @@ async def test_concurrent_claims_of_the_same_deliveries_give_each_to_exactly_one
         everyone = [delivery_id for result in results for delivery_id in result]
         assert sorted(everyone) == sorted(ids(*due)), "a delivery was claimed twice, or by nobody"
         assert await Delivery.filter(id__in=ids(*due), status=DeliveryStatus.SENDING).count() == len(due)
+
+
+async def test_a_batch_loads_each_delivery_with_its_event_integration_workspace_and_form(parent):
+    workspace, event, integration = parent
+    other = await Integration.create(workspace=workspace, type="webhook", name="other", config={"a": 1})
+    form = await Form.create(workspace=workspace, slug="signup", name="Signup")
+    second_event = await Event.create(workspace=workspace, form=form, type="form.submitted", payload={"n": 2})
+    made = [await Delivery.create(workspace=workspace, event=ev, integration=to, form=ev_form, event_type=ev.type)
+            for ev, ev_form in ((event, None), (second_event, form)) for to in (integration, other)]
+
+    loaded = {d.id: d for d in await batch_sql.load_for_send([d.id for d in made])}
+    assert set(loaded) == ids(*made)
+    for d in made:
+        got = loaded[d.id]
+        assert (got.event.id, got.event.payload) == (d.event_id, {"n": 1} if d.event_id == event.id else {"n": 2})
+        assert (got.integration.id, got.workspace.slug) == (d.integration_id, workspace.slug)
+        assert got.form is None if d.form_id is None else got.form.slug == "signup"
+    assert loaded[made[1].id].integration.config == {"a": 1}
+    # One object per integration in a batch; one event object per delivery (a kind may change its payload).
+    assert loaded[made[0].id].integration is loaded[made[2].id].integration
+    assert loaded[made[0].id].integration is not loaded[made[1].id].integration
+    assert loaded[made[0].id].event is not loaded[made[1].id].event
