@@ -46,6 +46,7 @@ class SendCoalescer:
         self.max_in_flight = max_in_flight or 1 << 30
         self._in_flight = 0  # deliveries handed to a batch and not yet recorded (or given up)
         self._waiting: dict[str, deque[tuple[Sequence[str], asyncio.Future]]] = {}
+        self._blocked: set[str] = set()  # triggers whose waiting jobs the in-flight limit holds back
         self._sizes: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._running: set[asyncio.Task] = set()
@@ -95,6 +96,7 @@ class SendCoalescer:
             for _, future in waiting:
                 future.cancel()
         self._waiting.clear()
+        self._blocked.clear()
         self._sizes.clear()
         for task in list(self._started):
             task.cancel()
@@ -111,7 +113,7 @@ class SendCoalescer:
         if timer is not None:
             timer.cancel()
         waiting = self._waiting.get(trigger)
-        while waiting and self._in_flight < self.max_in_flight:
+        while waiting and self._has_room():
             batch: list[tuple[Sequence[str], asyncio.Future]] = []
             size = 0
             while waiting and (not batch or size + len(waiting[0][0]) <= self.max_batch):
@@ -123,14 +125,22 @@ class SendCoalescer:
             task = asyncio.ensure_future(self._run(trigger, batch, size))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
-        if not waiting:
+        if waiting:
+            self._blocked.add(trigger)  # goes when sends in flight are recorded (`_settled`)
+        else:
+            self._blocked.discard(trigger)
             self._waiting.pop(trigger, None)
             self._sizes.pop(trigger, None)
 
+    def _has_room(self) -> bool:
+        # Room for a whole batch, so a backlog goes in full batches, not in the few sends each wave frees.
+        return self._in_flight == 0 or self._in_flight + self.max_batch <= self.max_in_flight
+
     def _settled(self, count: int) -> None:
         self._in_flight -= count
-        if self._in_flight < self.max_in_flight:
-            for trigger in list(self._waiting):
+        # Only jobs the limit held back go now; the others keep waiting for their window to fill.
+        if self._blocked and self._has_room():
+            for trigger in list(self._blocked):
                 self._flush(trigger)
 
     async def _run(self, trigger: str, waiting: list[tuple[Sequence[str], asyncio.Future]], size: int) -> None:

@@ -117,7 +117,30 @@ async def test_in_flight_deliveries_are_capped_and_the_rest_go_as_sends_are_reco
     done, _ = await asyncio.wait(jobs[1:], timeout=0.8)  # all but the slow one, long before it answers
     assert len(done) == 11 and not jobs[0].done()
     assert [ids_of(job.result()) for job in jobs[1:]] == [[i] for i in "abcdefghijk"]
-    assert most <= 4 - 1 + 3  # never more than one batch past the limit
+    assert most <= 4  # a batch starts only when it fits
     assert len(batches) > 2 and all(len(b) <= 3 for b in batches)
     assert ids_of(await jobs[0]) == ["slow"]
     assert coalescer._in_flight == 0
+
+
+async def test_sends_recorded_meanwhile_do_not_break_up_the_next_batch(monkeypatch):
+    """Under the in-flight limit, a wave of recorded sends does not start the jobs waiting for their window:
+    they still go together (each wave starting the few that came since made many small batches)."""
+    batches = []
+
+    async def attempt_deliveries(ids, runtime, trigger="automatic", settled=None):
+        batches.append(list(ids))
+        for _ in ids:
+            await asyncio.sleep(0.005)
+            settled(1)
+        return [SimpleNamespace(delivery=SimpleNamespace(id=i)) for i in ids]
+
+    monkeypatch.setattr(batching.sender, "attempt_deliveries", attempt_deliveries)
+    coalescer = batching.SendCoalescer(runtime=None, window=0.03, max_in_flight=100)
+    first = asyncio.ensure_future(coalescer.attempt(["a1", "a2", "a3", "a4", "a5", "a6"]))
+    later = []
+    for name in "bcd":
+        await asyncio.sleep(0.006)
+        later.append(asyncio.ensure_future(coalescer.attempt([name])))
+    await asyncio.gather(first, *later)
+    assert batches == [["a1", "a2", "a3", "a4", "a5", "a6"], ["b", "c", "d"]]
