@@ -11,10 +11,10 @@ its own deliveries; a batch never waits for more than MAX_BATCH deliveries.
 A worker with a backlog takes up to HOOKYARD_WORKER_CONCURRENCY jobs of up to 50 deliveries
 each; claiming and loading them all at once only made thousands of sends queue for the
 HTTP session's connections while their rows, tasks and leases waited in memory. So at most
-`max_in_flight` deliveries (twice the session's connection limit) are claimed and not yet
-recorded; the jobs beyond wait here, holding nothing but their ids, and go as sends are
-recorded. That never lowers how many requests are out at once: the session could not have
-sent more.
+`max_in_flight` deliveries (three times the session's connection limit: 600, three full
+batches, by default) are claimed and not yet recorded; the jobs beyond wait here, holding
+nothing but their ids, and go, a whole batch at a time, as sends are recorded. That never
+lowers how many requests are out at once: the session could not have sent more.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ log = get_logger("app.delivery.batching")
 
 WINDOW_SECONDS = 0.010
 MAX_BATCH = 200
-IN_FLIGHT_PER_CONNECTION = 2
+IN_FLIGHT_PER_CONNECTION = 3
 
 
 class SendCoalescer:
