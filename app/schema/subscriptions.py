@@ -91,7 +91,10 @@ class Subscription:
                 while True:  # filtered by the broadcaster as it dispatches
                     update = _from_message(await sub.next())
                     if key is not None and (data := shared_events.executed_data(update, key, context)) is not None:
-                        await operation.send_data(data)
+                        try:
+                            await operation.send_data(data)
+                        except Exception:  # the connection went away: end as the handler would, not as a GraphQL error
+                            return
                         continue
                     yield update
             except SlowSubscriber as exc:
