@@ -14,7 +14,10 @@ HTTP session's connections while their rows, tasks and leases waited in memory. 
 `max_in_flight` deliveries (three times the session's connection limit: 600, three full
 batches, by default) are claimed and not yet recorded; the jobs beyond wait here, holding
 nothing but their ids, and go, a whole batch at a time, as sends are recorded. That never
-lowers how many requests are out at once: the session could not have sent more.
+lowers how many requests are out at once: the session could not have sent more. A batch
+stops counting after HOLD_SECONDS, whatever it still has out: a receiver that hangs holds
+its own sends (and at most the session's per-host share of connections), never the line
+for everyone else.
 """
 
 from __future__ import annotations
@@ -33,14 +36,16 @@ log = get_logger("app.delivery.batching")
 WINDOW_SECONDS = 0.010
 MAX_BATCH = 200
 IN_FLIGHT_PER_CONNECTION = 3
+HOLD_SECONDS = 2.0  # how long a batch's sends count against the in-flight limit, at most
 
 
 class SendCoalescer:
     def __init__(self, runtime: Runtime, window: float = WINDOW_SECONDS, max_batch: int = MAX_BATCH,
-                 max_in_flight: int | None = None):
+                 max_in_flight: int | None = None, hold_seconds: float = HOLD_SECONDS):
         self.runtime = runtime
         self.window = window
         self.max_batch = max_batch
+        self.hold_seconds = hold_seconds
         if max_in_flight is None and getattr(runtime, "session", None) is not None:
             max_in_flight = IN_FLIGHT_PER_CONNECTION * runtime.session.connector.limit  # 0: no limit
         self.max_in_flight = max_in_flight or 1 << 30
@@ -154,6 +159,8 @@ class SendCoalescer:
             unsettled -= count
             self._settled(count)
 
+        # Slow sends stop holding the line (see the module's docstring); `settled` counts each delivery once.
+        let_go = asyncio.get_running_loop().call_later(self.hold_seconds, lambda: settled(unsettled))
         try:
             if parents:
                 results = await sender.attempt_deliveries(ids, self.runtime, trigger, parents=parents,
@@ -170,6 +177,7 @@ class SendCoalescer:
                     future.set_exception(exc)
             return
         finally:
+            let_go.cancel()
             settled(unsettled)  # what was not sent (not due, put back) or never recorded
         by_id = {result.delivery.id: result for result in results}
         for group, future in waiting:

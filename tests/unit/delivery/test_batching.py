@@ -144,3 +144,24 @@ async def test_sends_recorded_meanwhile_do_not_break_up_the_next_batch(monkeypat
         later.append(asyncio.ensure_future(coalescer.attempt([name])))
     await asyncio.gather(first, *later)
     assert batches == [["a1", "a2", "a3", "a4", "a5", "a6"], ["b", "c", "d"]]
+
+
+async def test_a_hanging_receiver_does_not_hold_the_line_past_the_hold(monkeypatch):
+    """Sends that hang stop counting against the in-flight limit after `hold_seconds`: the jobs behind them
+    go then, not when the hanging sends time out."""
+    async def attempt_deliveries(ids, runtime, trigger="automatic", settled=None):
+        await asyncio.sleep(5.0 if ids[0].startswith("hang") else 0.01)
+        settled(len(ids))
+        return [SimpleNamespace(delivery=SimpleNamespace(id=i)) for i in ids]
+
+    monkeypatch.setattr(batching.sender, "attempt_deliveries", attempt_deliveries)
+    coalescer = batching.SendCoalescer(runtime=None, window=0.001, max_batch=4, max_in_flight=4,
+                                       hold_seconds=0.2)
+    hanging = asyncio.ensure_future(coalescer.attempt(["hang1", "hang2", "hang3", "hang4"]))
+    await asyncio.sleep(0.01)
+    started = asyncio.get_running_loop().time()
+    assert ids_of(await asyncio.wait_for(coalescer.attempt(["fast"]), 2)) == ["fast"]
+    assert 0.15 < asyncio.get_running_loop().time() - started < 1.0  # held only until the hold ran out
+    await coalescer.close()  # the worker's shutdown: the hanging batch is cancelled
+    with pytest.raises(asyncio.CancelledError):
+        await hanging
