@@ -131,16 +131,18 @@ async def test_sends_recorded_meanwhile_do_not_break_up_the_next_batch(monkeypat
     async def attempt_deliveries(ids, runtime, trigger="automatic", settled=None):
         batches.append(list(ids))
         for _ in ids:
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.03)
             settled(1)
         return [SimpleNamespace(delivery=SimpleNamespace(id=i)) for i in ids]
 
     monkeypatch.setattr(batching.sender, "attempt_deliveries", attempt_deliveries)
-    coalescer = batching.SendCoalescer(runtime=None, window=0.03, max_in_flight=100)
+    # The first batch records a send every 30 ms for 180 ms; one job arrives before its first record, the
+    # others between records; all wait for the 300 ms window of the first of them.
+    coalescer = batching.SendCoalescer(runtime=None, window=0.3, max_batch=10, max_in_flight=100)
     first = asyncio.ensure_future(coalescer.attempt(["a1", "a2", "a3", "a4", "a5", "a6"]))
     later = []
-    for name in "bcd":
-        await asyncio.sleep(0.006)
+    for name, pause in (("b", 0.01), ("c", 0.035), ("d", 0.03)):
+        await asyncio.sleep(pause)
         later.append(asyncio.ensure_future(coalescer.attempt([name])))
     await asyncio.gather(first, *later)
     assert batches == [["a1", "a2", "a3", "a4", "a5", "a6"], ["b", "c", "d"]]
