@@ -61,6 +61,21 @@ async def registered(server, workspace_id: str, count: int) -> None:
                      timeout=10, what=f"{count} subscriptions to be registered")
 
 
+async def frames_of(server, redis_url: str, workspace_id: str, clients: list[ClientConnection], before: int,
+                    prefix: str, count: int) -> list[list[str]]:
+    """Once the clients' subscriptions are registered, publishes `count` updates (deliveries `prefix`0,
+    `prefix`1, ...) and returns the frames each client got; the clients are closed in the end."""
+    try:
+        await registered(server, workspace_id, before + len(clients))
+        for n in range(count):
+            await publish(redis_url, workspace_id, f"{prefix}{n}")
+        return [[await asyncio.wait_for(ws.recv(), 10) for _ in range(count)] for ws in clients]
+    finally:
+        for ws in clients:
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+
 async def publish(redis_url: str, workspace_id: str, delivery_id: str) -> None:
     now = datetime.now(UTC)
     delivery = {"id": delivery_id, "workspace_id": workspace_id, "event_id": "evt_x", "integration_id": "int_x",
@@ -90,18 +105,7 @@ async def test_same_selection_gets_the_same_bytes_encoded_once(server, account, 
     clients = [await subscribe(server, account.token, "a", ROW, account.slug),
                await subscribe(server, account.token, "op-b", ROW, account.slug),
                await subscribe(server, account.token, "c", OTHER, account.slug)]
-    try:
-        await eventually(lambda: len(server.broadcaster.subscribers.get(workspace.id, ())) == before + 3,
-                         timeout=10, what="the three subscriptions to register")
-        for n in range(2):
-            await publish(redis_url, workspace.id, f"del_frames{n}")
-        frames = [[await asyncio.wait_for(ws.recv(), 10) for _ in range(2)] for ws in clients]
-    finally:
-        for ws in clients:
-            with contextlib.suppress(Exception):
-                await ws.close()
-
-    a, b, c = frames
+    a, b, c = await frames_of(server, redis_url, workspace.id, clients, before, "del_frames", 2)
     for n in range(2):
         assert orjson.loads(a[n])["payload"]["data"]["deliveryUpdates"]["delivery"]["id"] == f"del_frames{n}"
         prefix_a, payload_a = a[n].split(',"payload":', 1)
@@ -122,15 +126,7 @@ async def test_legacy_protocol_subscribers_share_the_frame_too(server, account, 
     before = len(server.broadcaster.subscribers.get(workspace.id, ()))
     clients = [await subscribe(server, account.token, op, ROW, account.slug, protocol="graphql-ws")
                for op in ("one", "two", "three")]
-    try:
-        await registered(server, workspace.id, before + 3)
-        for n in range(3):
-            await publish(redis_url, workspace.id, f"del_legacy{n}")
-        frames = [[await asyncio.wait_for(ws.recv(), 10) for _ in range(3)] for ws in clients]
-    finally:
-        for ws in clients:
-            with contextlib.suppress(Exception):
-                await ws.close()
+    frames = await frames_of(server, redis_url, workspace.id, clients, before, "del_legacy", 3)
     for n in range(3):
         messages = [orjson.loads(client[n]) for client in frames]
         assert [m["type"] for m in messages] == ["data"] * 3
@@ -184,14 +180,7 @@ async def test_many_updates_reach_every_subscriber_in_order(server, account, red
     workspace = await Workspace.get(slug=account.slug)
     before = len(server.broadcaster.subscribers.get(workspace.id, ()))
     clients = [await subscribe(server, account.token, f"s{i}", ROW, account.slug) for i in range(5)]
-    try:
-        await registered(server, workspace.id, before + 5)
-        for n in range(40):
-            await publish(redis_url, workspace.id, f"del_order{n:02d}")
-        got = [[orjson.loads(await asyncio.wait_for(ws.recv(), 10))["payload"]["data"]["deliveryUpdates"]
-                ["delivery"]["id"] for _ in range(40)] for ws in clients]
-    finally:
-        for ws in clients:
-            with contextlib.suppress(Exception):
-                await ws.close()
-    assert got == [[f"del_order{n:02d}" for n in range(40)]] * 5
+    frames = await frames_of(server, redis_url, workspace.id, clients, before, "del_order", 40)
+    got = [[orjson.loads(frame)["payload"]["data"]["deliveryUpdates"]["delivery"]["id"] for frame in client]
+           for client in frames]
+    assert got == [[f"del_order{n}" for n in range(40)]] * 5
