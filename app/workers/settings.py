@@ -12,6 +12,7 @@ from app.delivery.batching import SendCoalescer
 from app.delivery.runtime import Runtime, open_runtime, redis_settings
 from app.delivery.sender import MAX_TIMEOUT_SECONDS
 from app.models.database import close_db, init_db
+from app.workers.claiming import ClaimingWorker
 from app.workers.tasks import purge_old, refresh_statistics, send_deliveries, send_delivery, sweep_due
 
 
@@ -49,7 +50,7 @@ def build_worker(settings: Settings, redis_url: str, runtime: Runtime | None = N
 
     # A job may make several calls (OAuth refresh, then the API), each up to the longest per-integration timeout.
     job_timeout = int(max(settings.request_timeout, MAX_TIMEOUT_SECONDS) * 6 + 30)
-    return Worker(
+    return ClaimingWorker(
         functions=[
             func(send_delivery, name="send_delivery", timeout=job_timeout, max_tries=5),
             func(send_deliveries, name="send_deliveries", timeout=job_timeout, max_tries=5),

@@ -1,0 +1,33 @@
+"""arq's worker with a cheaper look at the head of the queue.
+
+A job stays on arq's queue until it finishes, so each poll (every 20 ms) reads the running jobs again, and
+arq's `start_jobs` spends three Redis round trips on each (WATCH, EXISTS and ZSCORE of its in-progress key)
+only to skip it. With two workers each one also skips every job the other is running: profiled, that was
+13% of a worker's CPU, against 4% with one worker, and two workers delivered less than one.
+
+Here a poll first drops the jobs this worker is running and, in one pipelined round trip, those another
+worker has marked in progress. What is left goes to arq's own `start_jobs`, whose WATCH/MULTI claim is
+unchanged, so a job taken by another worker between the two looks is still skipped there.
+"""
+
+from __future__ import annotations
+
+from arq.constants import in_progress_key_prefix
+from arq.worker import Worker
+
+
+async def unclaimed(worker: Worker, job_ids: list[bytes]) -> list[bytes]:
+    """`job_ids` without those `worker` runs and those with an in-progress key (another worker's)."""
+    candidates = [j for j in job_ids if j.decode() not in worker.tasks]
+    if not candidates:
+        return []
+    async with worker.pool.pipeline(transaction=False) as pipe:
+        for job_id in candidates:
+            pipe.exists(in_progress_key_prefix + job_id.decode())
+        taken = await pipe.execute()
+    return [j for j, running in zip(candidates, taken, strict=True) if not running]
+
+
+class ClaimingWorker(Worker):
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        await super().start_jobs(await unclaimed(self, job_ids))
