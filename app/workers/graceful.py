@@ -41,3 +41,20 @@ async def stop(worker: Worker | None, task: asyncio.Task, grace: float) -> None:
     if worker is not None:
         with contextlib.suppress(Exception):
             await worker.close()
+
+
+async def close_after_loss(worker: Worker, timeout: float) -> bool:
+    """Closes a worker whose loop ended (Redis went away) so that another can start: True when it closed.
+
+    arq's `close` cancels the running jobs and waits for them; a job that does not end when cancelled would
+    hold it, and with it the start of the next worker, for ever. After `timeout` it is left to finish on its
+    own (what it sends is covered by its lease). Its errors, CancelledError included, stay in it; a cancel
+    of the caller (the API stopping) still reaches the caller.
+    """
+    closing = asyncio.ensure_future(worker.close())
+    done, _ = await asyncio.wait({closing}, timeout=timeout)
+    if not done:
+        return False
+    if not closing.cancelled():
+        closing.exception()  # retrieved: a lost Redis makes arq's close fail too
+    return True

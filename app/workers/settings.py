@@ -40,7 +40,8 @@ def build_worker(settings: Settings, redis_url: str, runtime: Runtime | None = N
 
     async def shutdown(ctx: dict) -> None:
         if "sends" in ctx:  # after the grace: record what was answered, leave the rest to the lease
-            ctx["runtime"].start_sends = None
+            if ctx["runtime"].start_sends == ctx["sends"].start:  # (not a newer worker's, in the API process)
+                ctx["runtime"].start_sends = None
             await ctx["sends"].close()
         if ctx.get("owns_runtime"):
             await ctx["runtime"].close()

@@ -1,0 +1,103 @@
+"""The API process's worker after a Redis loss, on the real Redis: closing it must not wait for ever on a
+job that does not end when cancelled (the next worker would never start), and must not hand a cancelled
+job's CancelledError to the caller; a cancel of the caller itself still reaches the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import pytest
+from arq.connections import create_pool
+from arq.worker import Worker, func
+
+from app.delivery.runtime import redis_settings
+from app.workers import graceful
+
+
+@pytest.fixture
+async def pool(redis_url):
+    redis = await create_pool(redis_settings(redis_url))
+    yield redis
+    await redis.aclose()
+
+
+async def _worker_with_a_running_job(redis_url: str, pool, job) -> tuple[Worker, str]:
+    queue = f"close-{uuid.uuid4().hex}"
+    started = asyncio.Event()
+
+    async def wrapped(ctx: dict) -> None:
+        started.set()
+        await job()
+
+    worker = Worker(functions=[func(wrapped, name="job")], redis_settings=redis_settings(redis_url),
+                    queue_name=queue, handle_signals=False, poll_delay=0.01, keep_result=0)
+    await pool.enqueue_job("job", _queue_name=queue)
+    loop = asyncio.create_task(worker.async_run())
+    await asyncio.wait_for(started.wait(), timeout=10)
+    loop.cancel()  # its loop ends, as when Redis goes away, with the job still running
+    with contextlib.suppress(asyncio.CancelledError):
+        await loop
+    return worker, queue
+
+
+async def test_a_job_that_ignores_its_cancel_does_not_hold_the_close_for_ever(pool, redis_url) -> None:
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await release.wait()  # e.g. a call that cannot be interrupted, hung on a dead connection
+
+    worker, queue = await _worker_with_a_running_job(redis_url, pool, stubborn)
+    try:
+        begun = asyncio.get_running_loop().time()
+        assert await graceful.close_after_loss(worker, timeout=0.5) is False
+        assert asyncio.get_running_loop().time() - begun < 5
+    finally:
+        release.set()
+        await asyncio.sleep(0.1)
+        await pool.delete(queue)
+
+
+async def test_a_worker_with_a_job_running_closes_and_its_hook_runs(pool, redis_url) -> None:
+    cancelled: list[bool] = []
+
+    async def long() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    worker, queue = await _worker_with_a_running_job(redis_url, pool, long)
+    try:
+        assert await graceful.close_after_loss(worker, timeout=10) is True
+        assert cancelled == [True]
+        assert not await pool.exists(worker.health_check_key)
+    finally:
+        await pool.delete(queue)
+
+
+async def test_a_cancel_of_the_caller_still_reaches_it(pool, redis_url) -> None:
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await release.wait()
+
+    worker, queue = await _worker_with_a_running_job(redis_url, pool, stubborn)
+    try:
+        closing = asyncio.create_task(graceful.close_after_loss(worker, timeout=30))
+        await asyncio.sleep(0.2)
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+    finally:
+        release.set()
+        await asyncio.sleep(0.1)
+        await pool.delete(queue)
