@@ -42,16 +42,22 @@ async def _worker_with_a_running_job(redis_url: str, pool, job) -> tuple[Worker,
     return worker, queue
 
 
-async def test_a_job_that_ignores_its_cancel_does_not_hold_the_close_for_ever(pool, redis_url) -> None:
-    release = asyncio.Event()
+def _stubborn(release: asyncio.Event):
+    """A job that, cancelled, goes on until `release` (a call that cannot be interrupted, hung on a dead
+    connection)."""
 
-    async def stubborn() -> None:
+    async def job() -> None:
         try:
             await asyncio.sleep(60)
         except asyncio.CancelledError:
-            await release.wait()  # e.g. a call that cannot be interrupted, hung on a dead connection
+            await release.wait()
 
-    worker, queue = await _worker_with_a_running_job(redis_url, pool, stubborn)
+    return job
+
+
+async def test_a_job_that_ignores_its_cancel_does_not_hold_the_close_for_ever(pool, redis_url) -> None:
+    release = asyncio.Event()
+    worker, queue = await _worker_with_a_running_job(redis_url, pool, _stubborn(release))
     try:
         begun = asyncio.get_running_loop().time()
         assert await graceful.close_after_loss(worker, timeout=0.5) is False
@@ -83,14 +89,7 @@ async def test_a_worker_with_a_job_running_closes_and_its_hook_runs(pool, redis_
 
 async def test_a_cancel_of_the_caller_still_reaches_it(pool, redis_url) -> None:
     release = asyncio.Event()
-
-    async def stubborn() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            await release.wait()
-
-    worker, queue = await _worker_with_a_running_job(redis_url, pool, stubborn)
+    worker, queue = await _worker_with_a_running_job(redis_url, pool, _stubborn(release))
     try:
         closing = asyncio.create_task(graceful.close_after_loss(worker, timeout=30))
         await asyncio.sleep(0.2)
