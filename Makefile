@@ -50,8 +50,8 @@ bench-throughput: $(STAMP)
 bench-reads: $(STAMP)
 	$(BIN)/python bench/reads.py
 
-# Every benchmark in turn; rewrites bench/RESULTS.md with the machine, versions, commands and figures
-# (see bench/all.py; `--quick` for a smoke run of the harness).
+# Every benchmark in turn; writes the machine, versions, commands and figures at the top of
+# bench/RESULTS.md, keeping the dated record below (see bench/all.py; `--quick` for a smoke run).
 bench-all: $(STAMP)
 	$(BIN)/python bench/all.py
 

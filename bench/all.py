@@ -1,4 +1,4 @@
-"""Every benchmark, one after the other, and bench/RESULTS.md rewritten with what they printed.
+"""Every benchmark, one after the other, and what they printed written at the top of bench/RESULTS.md.
 
     .venv/bin/python bench/all.py [--quick] [--only NAME ...] [--output bench/RESULTS.md]
 
@@ -7,6 +7,9 @@ measured again alone. The figures are ratios to a baseline each benchmark measur
 (a plain aiohttp sender, a plain Redis subscriber, a plain Starlette endpoint, the 10k-row log), so
 they compare across machines; the absolute numbers are this machine's. `--quick` runs smaller sizes
 (for a smoke test of the harness, not for the record).
+
+The run replaces the block the previous `make bench-all` wrote (between two HTML comments under the title)
+and keeps the rest of the file: the dated sections below it are the record of earlier measurements.
 """
 
 from __future__ import annotations
@@ -128,6 +131,23 @@ def machine() -> list[str]:
     ]
 
 
+BEGIN = "<!-- written by make bench-all: begin -->"
+END = "<!-- written by make bench-all: end -->"
+
+
+def with_latest_run(previous: str, report: str) -> str:
+    """`previous` (RESULTS.md as it stands) with the block the last `make bench-all` wrote replaced by
+    `report`, or `report` put under the title when there is none: the dated record below is kept."""
+    block = f"{BEGIN}\n\n## Latest `make bench-all`\n\n{report.strip()}\n\n{END}"
+    if BEGIN in previous and END in previous:
+        head, rest = previous.split(BEGIN, 1)
+        return f"{head}{block}{rest.split(END, 1)[1]}"
+    title, _, body = previous.partition("\n")
+    if not title.startswith("# "):
+        return f"# Benchmark results\n\n{block}\n\n{previous}".rstrip() + "\n"
+    return f"{title}\n\n{block}\n\n{body.lstrip()}".rstrip() + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: checks the harness, not for the record")
@@ -149,12 +169,10 @@ def main() -> int:
         if code != 0:
             failed.append(bench.name)
         status = "ok" if code == 0 else f"exit {code}"
-        sections += [f"## {bench.title}", "", bench.what, "", f"`{shown}` ({seconds:.0f} s, {status})", "",
+        sections += [f"### {bench.title}", "", bench.what, "", f"`{shown}` ({seconds:.0f} s, {status})", "",
                      "```", output, "```", ""]
 
     lines = [
-        "# Benchmark results",
-        "",
         f"Written by `make bench-all` (`bench/all.py{' --quick' if args.quick else ''}`) on "
         f"{started:%Y-%m-%d %H:%M} UTC. Every figure below is also a ratio to a baseline the benchmark "
         "measured in the same run; rerun one with the command under its heading.",
@@ -164,8 +182,9 @@ def main() -> int:
         *sections,
     ]
     if args.quick:
-        lines.insert(2, "**Quick run (small sizes): checks the harness; not figures to quote.**\n")
-    args.output.write_text("\n".join(lines) + "\n")
+        lines.insert(0, "**Quick run (small sizes): checks the harness; not figures to quote.**\n")
+    previous = args.output.read_text() if args.output.exists() else ""
+    args.output.write_text(with_latest_run(previous, "\n".join(lines)))
     print(f"wrote {args.output}" + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
     return 1 if failed else 0
 
