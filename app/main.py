@@ -137,10 +137,6 @@ async def metrics(request: Request) -> Response:
     return Response(core_metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-# Its jobs are cancelled at once (no grace: Redis is gone); a well-behaved one ends in milliseconds.
-CLOSE_AFTER_LOSS_SECONDS = 5.0
-
-
 async def run_worker(app: Starlette, settings: Settings, redis_url: str, runtime, outages: Outages) -> None:
     """The delivery worker inside the API process. Its loop ends when Redis goes away; it is started
     again (every second until Redis answers), so the sweeper queues what was published meanwhile."""
@@ -154,7 +150,7 @@ async def run_worker(app: Starlette, settings: Settings, redis_url: str, runtime
             if outages.unavailable(exc) is None:  # an outage is logged once, by `outages`
                 log.warning("the delivery worker stopped; starting it again in 5 s", exc_info=True)
                 delay = 5.0
-        if not await graceful.close_after_loss(worker, CLOSE_AFTER_LOSS_SECONDS):
+        if not await graceful.close_within(worker, graceful.CLOSE_SECONDS):
             log.warning("the stopped delivery worker did not close in time; starting another")
         await asyncio.sleep(delay)
 

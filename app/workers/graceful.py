@@ -14,6 +14,9 @@ import signal
 
 from arq.worker import Worker
 
+# For closing a worker once its jobs are cancelled: a well-behaved job ends within milliseconds.
+CLOSE_SECONDS = 5.0
+
 
 def _running(worker: Worker | None) -> bool:
     return worker is not None and worker.main_task is not None and not worker.main_task.done()
@@ -39,17 +42,17 @@ async def stop(worker: Worker | None, task: asyncio.Task, grace: float) -> None:
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
     if worker is not None:
-        with contextlib.suppress(Exception):
-            await worker.close()
+        await close_within(worker, CLOSE_SECONDS)
 
 
-async def close_after_loss(worker: Worker, timeout: float) -> bool:
-    """Closes a worker whose loop ended (Redis went away) so that another can start: True when it closed.
+async def close_within(worker: Worker, timeout: float) -> bool:
+    """Closes a worker whose loop has ended (stopped, or Redis went away): True when it closed in time.
 
     arq's `close` cancels the running jobs and waits for them; a job that does not end when cancelled would
-    hold it, and with it the start of the next worker, for ever. After `timeout` it is left to finish on its
-    own (what it sends is covered by its lease). Its errors, CancelledError included, stay in it; a cancel
-    of the caller (the API stopping) still reaches the caller.
+    hold it, and with it the API's shutdown or the start of the next worker, for ever. After `timeout` it is
+    left to finish on its own (what it sends is covered by its lease). Its errors, CancelledError included
+    (arq's close raised a cancelled job's into the caller), stay in it; a cancel of the caller still reaches
+    the caller.
     """
     closing = asyncio.ensure_future(worker.close())
     done, _ = await asyncio.wait({closing}, timeout=timeout)

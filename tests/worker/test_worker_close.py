@@ -60,7 +60,7 @@ async def test_a_job_that_ignores_its_cancel_does_not_hold_the_close_for_ever(po
     worker, queue = await _worker_with_a_running_job(redis_url, pool, _stubborn(release))
     try:
         begun = asyncio.get_running_loop().time()
-        assert await graceful.close_after_loss(worker, timeout=0.5) is False
+        assert await graceful.close_within(worker, timeout=0.5) is False
         assert asyncio.get_running_loop().time() - begun < 5
     finally:
         release.set()
@@ -80,7 +80,7 @@ async def test_a_worker_with_a_job_running_closes_and_its_hook_runs(pool, redis_
 
     worker, queue = await _worker_with_a_running_job(redis_url, pool, long)
     try:
-        assert await graceful.close_after_loss(worker, timeout=10) is True
+        assert await graceful.close_within(worker, timeout=10) is True
         assert cancelled == [True]
         assert not await pool.exists(worker.health_check_key)
     finally:
@@ -91,11 +91,39 @@ async def test_a_cancel_of_the_caller_still_reaches_it(pool, redis_url) -> None:
     release = asyncio.Event()
     worker, queue = await _worker_with_a_running_job(redis_url, pool, _stubborn(release))
     try:
-        closing = asyncio.create_task(graceful.close_after_loss(worker, timeout=30))
+        closing = asyncio.create_task(graceful.close_within(worker, timeout=30))
         await asyncio.sleep(0.2)
         closing.cancel()
         with pytest.raises(asyncio.CancelledError):
             await closing
+    finally:
+        release.set()
+        await asyncio.sleep(0.1)
+        await pool.delete(queue)
+
+
+async def test_stopping_the_api_worker_ends_even_with_a_job_that_ignores_its_cancel(pool, redis_url,
+                                                                                     monkeypatch) -> None:
+    """The API's shutdown (`graceful.stop`): after the grace the worker is closed within its time limit and
+    the shutdown goes on (arq's close raised the job's CancelledError: "Application shutdown failed")."""
+    monkeypatch.setattr(graceful, "CLOSE_SECONDS", 0.5)
+    release = asyncio.Event()
+    queue = f"close-{uuid.uuid4().hex}"
+    started = asyncio.Event()
+    job = _stubborn(release)
+
+    async def wrapped(ctx: dict) -> None:
+        started.set()
+        await job()
+
+    worker = Worker(functions=[func(wrapped, name="job")], redis_settings=redis_settings(redis_url),
+                    queue_name=queue, handle_signals=False, poll_delay=0.01, keep_result=0)
+    await pool.enqueue_job("job", _queue_name=queue)
+    loop = asyncio.create_task(worker.async_run())
+    try:
+        await asyncio.wait_for(started.wait(), timeout=10)
+        await asyncio.wait_for(graceful.stop(worker, loop, grace=0.2), timeout=10)
+        assert loop.done()
     finally:
         release.set()
         await asyncio.sleep(0.1)
