@@ -23,7 +23,8 @@ async def pool(redis_url):
     await redis.aclose()
 
 
-async def _worker_with_a_running_job(redis_url: str, pool, job) -> tuple[Worker, str]:
+async def _running(redis_url: str, pool, job) -> tuple[Worker, str, asyncio.Task]:
+    """A worker on a queue of its own, its loop running `job`: (worker, queue, loop task)."""
     queue = f"close-{uuid.uuid4().hex}"
     started = asyncio.Event()
 
@@ -36,6 +37,11 @@ async def _worker_with_a_running_job(redis_url: str, pool, job) -> tuple[Worker,
     await pool.enqueue_job("job", _queue_name=queue)
     loop = asyncio.create_task(worker.async_run())
     await asyncio.wait_for(started.wait(), timeout=10)
+    return worker, queue, loop
+
+
+async def _worker_with_a_running_job(redis_url: str, pool, job) -> tuple[Worker, str]:
+    worker, queue, loop = await _running(redis_url, pool, job)
     loop.cancel()  # its loop ends, as when Redis goes away, with the job still running
     with contextlib.suppress(asyncio.CancelledError):
         await loop
@@ -108,20 +114,8 @@ async def test_stopping_the_api_worker_ends_even_with_a_job_that_ignores_its_can
     the shutdown goes on (arq's close raised the job's CancelledError: "Application shutdown failed")."""
     monkeypatch.setattr(graceful, "CLOSE_SECONDS", 0.5)
     release = asyncio.Event()
-    queue = f"close-{uuid.uuid4().hex}"
-    started = asyncio.Event()
-    job = _stubborn(release)
-
-    async def wrapped(ctx: dict) -> None:
-        started.set()
-        await job()
-
-    worker = Worker(functions=[func(wrapped, name="job")], redis_settings=redis_settings(redis_url),
-                    queue_name=queue, handle_signals=False, poll_delay=0.01, keep_result=0)
-    await pool.enqueue_job("job", _queue_name=queue)
-    loop = asyncio.create_task(worker.async_run())
+    worker, queue, loop = await _running(redis_url, pool, _stubborn(release))
     try:
-        await asyncio.wait_for(started.wait(), timeout=10)
         await asyncio.wait_for(graceful.stop(worker, loop, grace=0.2), timeout=10)
         assert loop.done()
     finally:
