@@ -6,20 +6,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
-from arq.connections import create_pool
 from arq.constants import in_progress_key_prefix
 from arq.worker import func
 
 from app.delivery.runtime import redis_settings
 from app.workers.claiming import ClaimingWorker, unclaimed
-
-
-@pytest.fixture
-async def pool(redis_url):
-    redis = await create_pool(redis_settings(redis_url))
-    yield redis
-    await redis.aclose()
 
 
 def _worker(redis_url: str, queue: str, ran: list[tuple[int, str]], index: int) -> ClaimingWorker:

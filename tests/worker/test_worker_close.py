@@ -9,18 +9,10 @@ import contextlib
 import uuid
 
 import pytest
-from arq.connections import create_pool
 from arq.worker import Worker, func
 
 from app.delivery.runtime import redis_settings
 from app.workers import graceful
-
-
-@pytest.fixture
-async def pool(redis_url):
-    redis = await create_pool(redis_settings(redis_url))
-    yield redis
-    await redis.aclose()
 
 
 async def _running(redis_url: str, pool, job) -> tuple[Worker, str, asyncio.Task]:
