@@ -7,7 +7,8 @@ it may go now: a sliding window log (no window of `perSeconds` ever holds more t
 and a lease set of the sends in flight (each lease expires, so a worker that dies frees its slot). A send
 that may not go now is not a failure: the sender puts it back with the time it may go, and no attempt is
 recorded. A 429 from the receiver pauses the integration for its `Retry-After` (or a few seconds) and
-halves its rate for a minute.
+halves its rate for a minute; an integration without limits of its own is then only checked for that
+pause.
 """
 
 from __future__ import annotations
@@ -183,9 +184,12 @@ class Throttle:
         self._script = redis.register_script(_ADMIT)
 
     async def admit(self, requests: Sequence[tuple[str, Limits]]) -> list[Admission]:
-        """For each (integration id, limits), in order: may a send go now? One round trip for all."""
+        """For each (integration id, limits), in order: may a send go now? One round trip for all.
+
+        A limited integration runs the Lua script once per send; one without limits of its own only
+        has to be not paused by a 429, so all of those are read with one MGET of their pause keys."""
         now_ms = int(time.time() * 1000)
-        tokens = [secrets.token_hex(8) for _ in requests]
+        tokens = [secrets.token_hex(8) if limits.limited else None for _, limits in requests]
         try:
             answers = await self._run(requests, tokens, now_ms)
         except NoScriptError:  # a Redis restarted or flushed since: load the script, then once more
@@ -194,15 +198,38 @@ class Throttle:
         return [Admission(wait=int(wait_ms) / 1000, lease=token if took else None, why=int(why))
                 for (wait_ms, took, why), token in zip(answers, tokens, strict=True)]
 
-    async def _run(self, requests: Sequence[tuple[str, Limits]], tokens: list[str], now_ms: int) -> list:
+    async def _run(self, requests: Sequence[tuple[str, Limits]], tokens: list[str | None], now_ms: int) -> list:
+        unlimited = list(dict.fromkeys(i for (i, limits) in requests if not limits.limited))
+        if not unlimited:
+            scripted = await self._scripted(requests, tokens, now_ms, None)
+        else:
+            scripted = await self._scripted(requests, tokens, now_ms, [_keys(i)[1] for i in unlimited])
+            pauses = dict(zip(unlimited, scripted.pop(), strict=True))
+        answers = []
+        scripted_answers = iter(scripted)
+        for integration_id, limits in requests:
+            if limits.limited:
+                answers.append(next(scripted_answers))
+            else:
+                until = int(pauses[integration_id] or 0)
+                answers.append((until - now_ms, 0, PAUSED) if until > now_ms else (0, 0, 0))
+        return answers
+
+    async def _scripted(self, requests: Sequence[tuple[str, Limits]], tokens: list[str | None], now_ms: int,
+                        pause_keys: list[str] | None) -> list:
+        """The script's answers for the limited requests, then (with `pause_keys`) their MGET."""
         # EVALSHA in a plain pipeline: a pipeline given the Script object asks Redis whether the script
         # exists, in a round trip of its own, every time.
         async with self.redis.pipeline(transaction=False) as pipe:
             for (integration_id, limits), token in zip(requests, tokens, strict=True):
+                if not limits.limited:
+                    continue
                 window = 0 if limits.requests is None else limits.per_seconds * 1000
                 keys = _keys(integration_id)
                 pipe.evalsha(self._script.sha, len(keys), *keys, now_ms, window, limits.requests or 1,
                              limits.max_concurrency or 0, token, now_ms + int(self.lease_seconds * 1000), 2, token)
+            if pause_keys:
+                pipe.mget(pause_keys)
             return await pipe.execute()
 
     async def release(self, integration_id: str, lease: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 from arq.connections import create_pool
 
 from app.delivery.runtime import redis_settings
-from app.delivery.throttle import Limits, Throttle, limits_of, validate_limits
+from app.delivery.throttle import PAUSED, RATE, Limits, Throttle, limits_of, validate_limits
 
 
 @pytest.fixture
@@ -56,6 +56,18 @@ async def test_a_429_pauses_every_send_then_halves_the_rate(throttle):
     limits = Limits(requests=1, per_seconds=0.2)
     first, second = await throttle.admit([(integration, limits)] * 2)
     assert first.wait == 0 and 0.3 < second.wait <= 0.4  # the 0.2 s window doubled while slowed
+
+
+async def test_a_batch_mixing_limited_and_unlimited_integrations_is_answered_in_order(throttle):
+    limited, paused, free = fresh(), fresh(), fresh()
+    await throttle.pause(paused, 1.0)
+    one_a_second = Limits(requests=1, per_seconds=1.0)
+    answers = await throttle.admit([(limited, one_a_second), (paused, Limits()), (free, Limits()),
+                                    (limited, one_a_second), (paused, Limits()), (free, Limits())])
+    assert [a.wait == 0 for a in answers] == [True, False, True, False, False, True]
+    assert answers[1].why == answers[4].why == PAUSED and 0.8 < answers[1].wait <= 1.0
+    assert answers[3].why == RATE
+    assert all(a.lease is None for a in answers)
 
 
 def test_defaults_and_validation():
