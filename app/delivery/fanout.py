@@ -347,9 +347,10 @@ async def queue_new(deliveries: list[Delivery], runtime: Runtime, form_slug: str
     try:
         # One round trip, in order: PENDING goes out before the jobs, so no subscriber sees SENDING first.
         async with runtime.redis.pipeline(transaction=False) as pipe:
-            for d in deliveries:
-                slug = form_slugs.get(d.form_id) if form_slugs is not None and d.form_id else form_slug
-                pipe.publish(updates.CHANNEL, updates.DeliveryUpdate.of(d, None, slug).encode())
+            updates.add_publish(pipe, [
+                updates.DeliveryUpdate.of(
+                    d, None, form_slugs.get(d.form_id) if form_slugs is not None and d.form_id else form_slug)
+                for d in deliveries])
             add_sends(pipe, [QueuedSend(d.id, d.attempt_count + 1, traceparent=trace) for d in pending],
                       serializer=runtime.redis.job_serializer, batch=True)
             await pipe.execute()

@@ -1,7 +1,10 @@
 """The live delivery update: one message type that the engine encodes and every API process decodes.
 
 Workers and the API publish a `DeliveryUpdate` on one Redis channel whenever a delivery changes
-state; each API process fans it out to its own WebSocket subscribers. The message carries the
+state; each API process fans it out to its own WebSocket subscribers. The updates of one step (a
+publish's PENDING deliveries, a batch's recorded attempts) share a message: a JSON array of up to
+PER_MESSAGE updates, so every API process reads one message per step, not one per delivery. A
+message holding a single update object (as older versions sent) is read too. The message carries the
 delivery's columns as `DeliveryState` (all but the ones named in `NOT_CARRIED`) and the attempt's
 as `AttemptState`; a unit test holds both against the models, so a new column is either carried
 or named here, never silently missing from live updates.
@@ -9,7 +12,7 @@ or named here, never silently missing from live updates.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +23,8 @@ from redis.asyncio import Redis
 from app.models import Delivery, DeliveryAttempt, DeliveryStatus
 
 CHANNEL = "hookyard:delivery-updates"
+# Updates per message: a batch-published step may change thousands of deliveries at once.
+PER_MESSAGE = 100
 # Delivery columns live updates leave out: the send lease is the engine's own bookkeeping.
 NOT_CARRIED = frozenset({"locked_until"})
 
@@ -108,7 +113,10 @@ class DeliveryUpdate:
 
     @classmethod
     def decode(cls, raw: bytes | str) -> DeliveryUpdate:
-        data = orjson.loads(raw)
+        return cls.from_dict(orjson.loads(raw))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeliveryUpdate:
         attempt = data.get("attempt")
         return cls(
             delivery=_read(DeliveryState, _DELIVERY_FIELDS, data["delivery"]),
@@ -118,17 +126,40 @@ class DeliveryUpdate:
         )
 
 
+def encode_messages(updates: Sequence[DeliveryUpdate]) -> list[bytes]:
+    """The messages carrying `updates`, in order: arrays of at most PER_MESSAGE."""
+    return [orjson.dumps(updates[n:n + PER_MESSAGE]) for n in range(0, len(updates), PER_MESSAGE)]
+
+
+def decode_message(raw: bytes | str) -> list[DeliveryUpdate]:
+    """The updates of one message: an array of them, or a single one."""
+    data = orjson.loads(raw)
+    if isinstance(data, list):
+        return [DeliveryUpdate.from_dict(item) for item in data]
+    return [DeliveryUpdate.from_dict(data)]
+
+
 def form_slug_of(delivery: Delivery) -> str | None:
     """The slug of a delivery fetched with its form (select_related("form"))."""
     return delivery.form.slug if delivery.form_id and delivery.form else None
 
 
-async def publish(redis: Redis | None, updates: list[DeliveryUpdate]) -> None:
+def add_publish(pipe: Any, updates: Sequence[DeliveryUpdate]) -> None:
+    """Adds the messages carrying `updates` to a pipeline."""
+    for message in encode_messages(updates):
+        pipe.publish(CHANNEL, message)
+
+
+async def publish(redis: Redis | None, updates: Sequence[DeliveryUpdate]) -> None:
     if redis is None or not updates:
         return
+    messages = encode_messages(updates)
+    if len(messages) == 1:
+        await redis.publish(CHANNEL, messages[0])
+        return
     async with redis.pipeline(transaction=False) as pipe:
-        for update in updates:
-            pipe.publish(CHANNEL, update.encode())
+        for message in messages:
+            pipe.publish(CHANNEL, message)
         await pipe.execute()
 
 

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from app.core.logging import get_logger
 from app.core.metrics import LIVE_SLOW_DROPPED as SLOW_DROPPED
 from app.core.metrics import LIVE_SUBSCRIBERS as SUBSCRIBERS
-from app.delivery.updates import CHANNEL, DeliveryUpdate
+from app.delivery.updates import CHANNEL, DeliveryUpdate, decode_message
 
 log = get_logger(__name__)
 BUFFER = 256
@@ -150,7 +150,8 @@ class Broadcaster:
                     async for raw in pubsub.listen():
                         # No live clients in this process: skip decoding (workers publish every change).
                         if raw.get("type") == "message" and self.subscribers:
-                            self.dispatch(LiveMessage(DeliveryUpdate.decode(raw["data"])))
+                            for update in decode_message(raw["data"]):
+                                self.dispatch(LiveMessage(update))
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis went away: reconnect, the database still holds the truth

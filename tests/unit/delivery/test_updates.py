@@ -98,3 +98,12 @@ def test_an_update_leaves_out_the_send_lease():
     assert "locked_until" not in raw["delivery"]
     assert raw["delivery"]["status"] == "RETRYING"
     assert raw["attempt"] is None
+
+
+def test_a_step_s_updates_travel_in_few_messages_and_come_out_whole():
+    batch = [DeliveryUpdate.of(a_delivery(id=f"del_{n}")) for n in range(updates.PER_MESSAGE * 2 + 5)]
+    messages = updates.encode_messages(batch)
+    assert len(messages) == 3
+    assert [u for m in messages for u in updates.decode_message(m)] == batch
+    # A message of one update object, as versions before the arrays sent, still reads.
+    assert updates.decode_message(batch[0].encode()) == [batch[0]]

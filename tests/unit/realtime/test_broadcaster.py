@@ -6,7 +6,9 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
+from redis.asyncio import Redis
 
+from app.delivery import updates
 from app.delivery.updates import DeliveryState, DeliveryUpdate
 from app.models import DeliveryStatus
 from app.realtime.broadcaster import Broadcaster, LiveMessage, SlowSubscriber
@@ -71,3 +73,22 @@ async def test_overflow_with_handler_calls_it_once_and_hands_out_nothing_more():
     assert dropped == [sub]
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(anext(sub.updates()), 0.2)
+
+
+async def test_a_step_published_as_one_message_reaches_subscribers_update_by_update(redis_url):
+    """What a worker publishes for a batch (one message of many updates) reaches each subscriber as
+    separate updates, in order, beside a message holding a single update."""
+    b = Broadcaster(redis_url, buffer=500)
+    await b.start()
+    sub = b.subscribe("ws_1")
+    redis = Redis.from_url(redis_url)
+    try:
+        batch = [message(n).update for n in range(250)]
+        await updates.publish(redis, batch)
+        await redis.publish(updates.CHANNEL, message(250).update.encode())
+        received = await asyncio.wait_for(take(sub.updates(), 251), timeout=5)
+        assert received == [f"del_{n}" for n in range(251)]
+    finally:
+        b.unsubscribe(sub)
+        await b.stop()
+        await redis.aclose()
