@@ -9,19 +9,23 @@ model fields exactly as Tortoise converts them, so SQLite and PostgreSQL both wo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
-from app.models import Delivery, DeliveryStatus, Event
+from app.models import Delivery, DeliveryAttempt, DeliveryStatus, Event
 
 SEND_RELATIONS = ("event", "integration", "workspace", "form")
 # SQL text by (connection, dialect, bucket size). Module-level on purpose: it is derived from the model
 # and the dialect only, never from data or settings, holds a handful of entries, and is the same for
 # every runtime in the process.
 _load_sql: dict[tuple[str, str, int], tuple[str, list]] = {}
+# The record statement by (connection, delivery fields written): see `record`.
+_record_sql: dict[tuple[str, tuple[str, ...]], tuple[str, list[str]]] = {}
 
 
 def _bucket(n: int) -> int:
@@ -159,3 +163,48 @@ async def save_many(deliveries: Sequence[Delivery], fields: Sequence[str],
     rows = [[*(field_map[name].to_db_value(getattr(d, name), d) for name in fields), pk.to_db_value(d.pk, d)]
             for d in deliveries]
     await db.execute_many(sql, rows)
+
+
+async def record(attempts: Sequence[DeliveryAttempt], deliveries: Sequence[Delivery], fields: Sequence[str]) -> None:
+    """Inserts each delivery's attempt and writes the delivery's `fields`, all of them or none.
+
+    On PostgreSQL that is one statement per delivery (the attempt's INSERT in a WITH, the delivery's
+    UPDATE), all sent with one `executemany`, which asyncpg runs as one implicit transaction: one round
+    trip, no BEGIN and COMMIT of their own. Elsewhere: Tortoise's INSERT of the attempts and `save_many`,
+    in a transaction."""
+    db = _db()
+    if db.capabilities.dialect != "postgres":
+        async with in_transaction() as connection:
+            await DeliveryAttempt.bulk_create(list(attempts), using_db=connection)
+            await save_many(deliveries, fields, connection)
+        return
+    fields = tuple(fields)
+    cached = _record_sql.get((db.connection_name, fields))
+    if cached is None:
+        cached = _record_sql[(db.connection_name, fields)] = _record_statement(db, fields)
+    sql, columns = cached
+    attempt_fields = DeliveryAttempt._meta.fields_map
+    delivery_fields = Delivery._meta.fields_map
+    pk = Delivery._meta.pk
+    rows = [[*(attempt_fields[name].to_db_value(getattr(attempt, name), attempt) for name in columns),
+             *(delivery_fields[name].to_db_value(getattr(delivery, name), delivery) for name in fields),
+             pk.to_db_value(delivery.pk, delivery)]
+            for attempt, delivery in zip(attempts, deliveries, strict=True)]
+
+    async def run(_client: BaseDBAsyncClient) -> None:
+        async with db.acquire_connection() as connection:  # not `db.execute_many`: it adds a transaction
+            await connection.executemany(sql, rows)
+
+    await db._translate_exceptions(run)  # asyncpg's errors as Tortoise's, as for its own statements
+    for attempt in attempts:
+        attempt._saved_in_db = True
+
+
+def _record_statement(db: BaseDBAsyncClient, fields: tuple[str, ...]) -> tuple[str, list[str]]:
+    """`WITH attempt AS (INSERT ...) UPDATE "delivery" ...`: Tortoise's own INSERT and UPDATE, the
+    UPDATE's parameters numbered after the INSERT's."""
+    inserts = db.executor_class(model=DeliveryAttempt, db=db)
+    columns = list(inserts.regular_columns)
+    update = db.executor_class(model=Delivery, db=db).get_update_sql(list(fields), None)
+    update = re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + len(columns)}", update)
+    return f"WITH attempt AS ({inserts.insert_query}) {update}", columns

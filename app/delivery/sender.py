@@ -2,9 +2,9 @@
 
 One delivery or many at once: a batch (the deliveries one event fanned out to, or those
 of several jobs a worker started together, see `batching`) is claimed with one UPDATE,
-loaded with one SELECT, sent concurrently over the shared session, and recorded with one
-INSERT of attempts and one UPDATE of deliveries per wave of sends that finish together,
-with the status updates for dashboards in one Redis round trip.
+loaded with one SELECT, sent concurrently over the shared session, and recorded (each
+attempt and its delivery's new state, all or nothing) in one database round trip per wave
+of sends that finish together, with the status updates for dashboards in one Redis message.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-from tortoise.transactions import in_transaction
 
 from app.core import retry, tracing
 from app.core.http import HttpExchange, describe_error, request_record, response_record
@@ -313,17 +311,11 @@ def _apply(sent: _Sent, trigger: str, runtime: Runtime, now: datetime) -> tuple[
 
 
 async def _record_all(batch: list[_Sent], trigger: str, runtime: Runtime) -> list[AttemptResult]:
-    """Writes the attempts and the deliveries' new state: two statements however many were sent."""
+    """Writes the attempts and the deliveries' new state, all or nothing, in one round trip."""
     now = _now()
     applied = [_apply(sent, trigger, runtime, now) for sent in batch]
     attempts = [attempt for attempt, _ in applied]
-    if len(batch) == 1:
-        await attempts[0].save()
-        await batch[0].delivery.save(update_fields=list(RECORDED_FIELDS))
-    else:
-        async with in_transaction() as connection:  # one commit for the attempts and the new states
-            await DeliveryAttempt.bulk_create(attempts, using_db=connection)
-            await batch_sql.save_many([sent.delivery for sent in batch], RECORDED_FIELDS, connection)
+    await batch_sql.record(attempts, [sent.delivery for sent in batch], RECORDED_FIELDS)
     follow_ups = [f for _, f in applied if f is not None]
     if follow_ups and runtime.redis is not None:
         await enqueue_sends(runtime.redis, follow_ups)

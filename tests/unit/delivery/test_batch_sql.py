@@ -1,5 +1,6 @@
 """The hand-written claim UPDATE, on SQLite and on PostgreSQL: which deliveries a worker may take,
-and that two workers claiming the same deliveries at once never both get one."""
+and that two workers claiming the same deliveries at once never both get one; and the record of a
+wave of attempts, written whole or not at all."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tortoise.exceptions import IntegrityError
 
 from app.delivery import batch_sql
-from app.models import Delivery, DeliveryStatus, Event, Form, Integration, Workspace
+from app.delivery.sender import RECORDED_FIELDS
+from app.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Form, Integration, Workspace
 
 LEASE = timedelta(seconds=90)
 
@@ -166,3 +169,46 @@ async def test_a_batch_loads_each_delivery_with_its_event_integration_workspace_
     assert loaded[made[0].id].integration is loaded[made[2].id].integration
     assert loaded[made[0].id].integration is not loaded[made[1].id].integration
     assert loaded[made[0].id].event is not loaded[made[1].id].event
+
+
+def attempt_of(delivery: Delivery, now: datetime, code: int) -> DeliveryAttempt:
+    """The delivery's state after an answered send, set in memory as the sender sets it, and its attempt."""
+    delivery.attempt_count += 1
+    delivery.status = DeliveryStatus.SUCCEEDED if code < 400 else DeliveryStatus.RETRYING
+    delivery.response_code, delivery.duration_ms, delivery.updated_at = code, 12, now
+    delivery.request = {"url": "https://example.test/hook", "headers": {"webhook-id": delivery.id}}
+    delivery.locked_until = None
+    return DeliveryAttempt(delivery_id=delivery.id, number=delivery.attempt_count, trigger="automatic",
+                           request_url="https://example.test/hook", response_code=code,
+                           response_headers={"x-receiver": "yes"}, response_body="ok", duration_ms=12, created_at=now)
+
+
+async def test_a_wave_of_attempts_is_recorded_with_each_delivery_s_new_state(make):
+    now = datetime.now(UTC)
+    deliveries = [await make(DeliveryStatus.SENDING, locked_until=now + LEASE) for _ in range(3)]
+    attempts = [attempt_of(d, now, code) for d, code in zip(deliveries, (200, 500, 201), strict=True)]
+    await batch_sql.record(attempts, deliveries, RECORDED_FIELDS)
+    for delivery, code in zip(deliveries, (200, 500, 201), strict=True):
+        stored = await Delivery.get(id=delivery.id)
+        assert (stored.status, stored.attempt_count, stored.response_code, stored.locked_until) == (
+            DeliveryStatus.SUCCEEDED if code < 400 else DeliveryStatus.RETRYING, 1, code, None)
+        assert stored.request["headers"] == {"webhook-id": delivery.id}
+        [attempt] = await DeliveryAttempt.filter(delivery_id=delivery.id)
+        assert (attempt.number, attempt.response_code, attempt.response_headers, attempt.response_body) == (
+            1, code, {"x-receiver": "yes"}, "ok")
+    # Recording the same attempts again is refused (their ids are taken), as Tortoise's own INSERT is.
+    with pytest.raises(IntegrityError):
+        await batch_sql.record(attempts[:1], deliveries[:1], RECORDED_FIELDS)
+
+
+async def test_a_wave_that_cannot_be_written_whole_leaves_nothing_written(make):
+    now = datetime.now(UTC)
+    deliveries = [await make(DeliveryStatus.SENDING, locked_until=now + LEASE) for _ in range(3)]
+    attempts = [attempt_of(d, now, 200) for d in deliveries]
+    attempts[2].id = attempts[0].id  # the last row fails: the two before it must not stay written
+    with pytest.raises(IntegrityError):
+        await batch_sql.record(attempts, deliveries, RECORDED_FIELDS)
+    assert await DeliveryAttempt.filter(delivery_id__in=[d.id for d in deliveries]).count() == 0
+    for delivery in deliveries:
+        stored = await Delivery.get(id=delivery.id)
+        assert (stored.status, stored.attempt_count) == (DeliveryStatus.SENDING, 0)
