@@ -345,13 +345,8 @@ async def time_sends(world: World, db: asyncpg.Connection, name: str, sends: int
             attempts.append(DeliveryAttempt(delivery_id=d.id, number=1, trigger="automatic", response_code=200,
                                             request_url="https://hooks.example.com/r", response_body='{"ok":true}',
                                             duration_ms=42))
-        from tortoise.transactions import in_transaction
-
-        async with in_transaction() as connection:
-            await DeliveryAttempt.bulk_create(attempts, using_db=connection)
-            await batch_sql.save_many(loaded, ("status", "attempt_count", "response_code", "duration_ms",
-                                               "locked_until", "next_attempt_at", "delivered_at", "updated_at"),
-                                      connection)
+        await batch_sql.record(attempts, loaded, ("status", "attempt_count", "response_code", "duration_ms",
+                                                  "locked_until", "next_attempt_at", "delivered_at", "updated_at"))
         t4 = time.perf_counter()
         if len(claimed) != SEND_BATCH or len(loaded) != SEND_BATCH:
             raise RuntimeError("claim/load did not take the batch")

@@ -174,9 +174,7 @@ async def record(attempts: Sequence[DeliveryAttempt], deliveries: Sequence[Deliv
     in a transaction."""
     db = _db()
     if db.capabilities.dialect != "postgres":
-        async with in_transaction() as connection:
-            await DeliveryAttempt.bulk_create(list(attempts), using_db=connection)
-            await save_many(deliveries, fields, connection)
+        await record_in_transaction(attempts, deliveries, fields)
         return
     fields = tuple(fields)
     cached = _record_sql.get((db.connection_name, fields))
@@ -198,6 +196,14 @@ async def record(attempts: Sequence[DeliveryAttempt], deliveries: Sequence[Deliv
     await db._translate_exceptions(run)  # asyncpg's errors as Tortoise's, as for its own statements
     for attempt in attempts:
         attempt._saved_in_db = True
+
+
+async def record_in_transaction(attempts: Sequence[DeliveryAttempt], deliveries: Sequence[Delivery],
+                                fields: Sequence[str]) -> None:
+    """`record` as two statements (Tortoise's INSERT of the attempts, `save_many`) in a transaction."""
+    async with in_transaction() as connection:
+        await DeliveryAttempt.bulk_create(list(attempts), using_db=connection)
+        await save_many(deliveries, fields, connection)
 
 
 def _record_statement(db: BaseDBAsyncClient, fields: tuple[str, ...]) -> tuple[str, list[str]]:
