@@ -8,7 +8,7 @@ import math
 import pytest
 
 from app.core import tracing
-from app.delivery import fanout
+from app.delivery import fanout, updates
 from app.delivery.queue import BATCH_SIZE
 from app.delivery.unit import unit_of_work
 from app.models import Delivery, DeliveryStatus, Event, Workspace
@@ -58,7 +58,8 @@ class PipelineLog:
         execute = pipe.execute
 
         async def logged(*a, **kw):
-            self.runs.append([[str(part) for part in command[0]] for command in pipe.command_stack])
+            self.runs.append([[part if isinstance(part, bytes) else str(part) for part in command[0]]
+                              for command in pipe.command_stack])
             return await execute(*a, **kw)
 
         pipe.execute = logged
@@ -94,7 +95,11 @@ async def test_500_events_in_one_call_are_all_delivered_and_queued_in_one_round_
     queued = log.queueing(ids)
     assert len(queued) == 1, f"{len(queued)} pipelines queued the batch's jobs"
     commands = [c[0].upper() for c in queued[0]]
-    assert commands.count("PUBLISH") == MAX_BATCH
+    # Every PENDING update, a hundred to a message.
+    assert commands.count("PUBLISH") == math.ceil(MAX_BATCH / updates.PER_MESSAGE)
+    announced = [u for c in queued[0] if c[0].upper() == "PUBLISH" for u in updates.decode_message(c[2])]
+    assert sorted(u.delivery.id for u in announced) == sorted(ids)
+    assert {u.delivery.status for u in announced} == {"PENDING"}
     assert commands.count("ZADD") == math.ceil(MAX_BATCH / BATCH_SIZE)
 
 
