@@ -88,11 +88,25 @@ def validator_class(schema: dict) -> type | None:
     return validators.validator_for(schema, default=None)
 
 
+# Why a value from a request cannot be stored as JSON (orjson refuses integers beyond 64 bits).
+NOT_ENCODABLE = "holds a number outside the 64-bit range JSON receivers can read"
+
+
+def encoded_size(value: Any) -> int | None:
+    """The size of `value` as JSON; None when it cannot be encoded (see NOT_ENCODABLE)."""
+    try:
+        return len(orjson.dumps(value))
+    except orjson.JSONEncodeError:
+        return None
+
+
 def schema_problems(schema: Any) -> list[Violation]:
     """Why `schema` cannot be stored as an event type's schema; empty when it can."""
     if not isinstance(schema, dict):
         return [Violation("", "must be a JSON Schema object")]
-    size = len(orjson.dumps(schema))
+    size = encoded_size(schema)
+    if size is None:
+        return [Violation("", NOT_ENCODABLE)]
     if size > MAX_SCHEMA_BYTES:
         return [Violation("", f"is larger than {MAX_SCHEMA_BYTES // 1024} KiB")]
     problems = _walk_problems(schema)

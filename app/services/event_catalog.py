@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from tortoise.expressions import Q
 from tortoise.functions import Max
 
@@ -102,7 +101,9 @@ def content_errors(description: Any, schema: Any, example: Any) -> list[FieldErr
     if example is not None:
         if not isinstance(example, dict):
             errors.append(FieldError("example", "must be a JSON object, as event payloads are"))
-        elif len(orjson.dumps(example)) > MAX_EXAMPLE_BYTES:
+        elif (size := event_schemas.encoded_size(example)) is None:
+            errors.append(FieldError("example", event_schemas.NOT_ENCODABLE))
+        elif size > MAX_EXAMPLE_BYTES:
             errors.append(FieldError("example", f"is larger than {MAX_EXAMPLE_BYTES // 1024} KiB",
                                      CommonErrorCode.TOO_LONG))
         elif schema is not None and schema_ok:

@@ -7,6 +7,7 @@ import uuid
 
 import orjson
 
+from app.delivery.event_schemas import NOT_ENCODABLE
 from app.models import Event, Membership, Role, User
 from app.services.tokens import ABILITIES, OPERATOR_ABILITY, create_token
 from tests.conftest import GraphQLClient
@@ -148,6 +149,11 @@ async def test_invalid_schemas_and_examples_are_refused(account):
     example = await register(account.gql, account.slug, fresh(), schema=SIGNUP,
                              example={"user": {"email": 5}, "plan": "gold"})
     assert sorted(codes(example)) == [("example/plan", "INVALID_PAYLOAD"), ("example/user/email", "INVALID_PAYLOAD")]
+    # Numbers past 64 bits (JSON receivers cannot read them) are a field error, not a server error.
+    huge = await register(account.gql, account.slug, fresh(), example={"n": 2**70})
+    assert [(e["field"], e["message"]) for e in huge["errors"]] == [("example", NOT_ENCODABLE)]
+    huge_schema = await register(account.gql, account.slug, fresh(), schema={"maximum": 2**70})
+    assert [(e["field"], e["message"]) for e in huge_schema["errors"]] == [("schema", NOT_ENCODABLE)]
     # A new schema must accept the kept example.
     name = fresh()
     assert (await register(account.gql, account.slug, name, schema=SIGNUP, example=EXAMPLE))["errors"] == []
