@@ -26,6 +26,8 @@ SEND_RELATIONS = ("event", "integration", "workspace", "form")
 _load_sql: dict[tuple[str, str, int], tuple[str, list]] = {}
 # The record statement by (connection, delivery fields written): see `record`.
 _record_sql: dict[tuple[str, tuple[str, ...]], tuple[str, list[str]]] = {}
+# The publish's insert by connection: see `insert_published`.
+_publish_sql: dict[str, tuple[str, list[str], list[str]]] = {}
 
 
 def _bucket(n: int) -> int:
@@ -47,6 +49,22 @@ def _statuses(*statuses: DeliveryStatus) -> str:
 
 def _db() -> BaseDBAsyncClient:
     return Delivery._choose_db(True)
+
+
+def on_postgres() -> bool:
+    return _db().capabilities.dialect == "postgres"
+
+
+async def _execute_many(db: BaseDBAsyncClient, sql: str, rows: list[list[Any]]) -> None:
+    """asyncpg's `executemany`, which runs every row or none (one implicit transaction), without the
+    BEGIN and COMMIT round trips Tortoise's `execute_many` adds outside a transaction; its errors
+    translated to Tortoise's, as for Tortoise's own statements."""
+
+    async def run(_client: BaseDBAsyncClient) -> None:
+        async with db.acquire_connection() as connection:
+            await connection.executemany(sql, rows)
+
+    await db._translate_exceptions(run)
 
 
 async def claim(ids: Sequence[str], now: datetime, lease: datetime, due_before: datetime, force: bool) -> list[str]:
@@ -188,12 +206,7 @@ async def record(attempts: Sequence[DeliveryAttempt], deliveries: Sequence[Deliv
              *(delivery_fields[name].to_db_value(getattr(delivery, name), delivery) for name in fields),
              pk.to_db_value(delivery.pk, delivery)]
             for attempt, delivery in zip(attempts, deliveries, strict=True)]
-
-    async def run(_client: BaseDBAsyncClient) -> None:
-        async with db.acquire_connection() as connection:  # not `db.execute_many`: it adds a transaction
-            await connection.executemany(sql, rows)
-
-    await db._translate_exceptions(run)  # asyncpg's errors as Tortoise's, as for its own statements
+    await _execute_many(db, sql, rows)
     for attempt in attempts:
         attempt._saved_in_db = True
 
@@ -214,3 +227,51 @@ def _record_statement(db: BaseDBAsyncClient, fields: tuple[str, ...]) -> tuple[s
     update = db.executor_class(model=Delivery, db=db).get_update_sql(list(fields), None)
     update = re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + len(columns)}", update)
     return f"WITH attempt AS ({inserts.insert_query}) {update}", columns
+
+
+async def insert_published(published: Sequence[tuple[Event, Sequence[Delivery]]]) -> None:
+    """PostgreSQL: inserts events and their deliveries, every event with at least one, all or none, in one
+    round trip: one statement per delivery, the first of each event inserting the event too (in a WITH),
+    all sent with one `executemany` (one implicit transaction). A publish needs no BEGIN and COMMIT."""
+    db = _db()
+    cached = _publish_sql.get(db.connection_name)
+    if cached is None:
+        cached = _publish_sql[db.connection_name] = await _publish_statement(db)
+    sql, event_columns, delivery_columns = cached
+    event_fields, delivery_fields = Event._meta.fields_map, Delivery._meta.fields_map
+    nothing = [None] * len(event_columns)
+    rows = []
+    for event, deliveries in published:
+        if not deliveries:
+            raise ValueError("insert_published: an event without deliveries")
+        event_values = [event_fields[name].to_db_value(getattr(event, name), event) for name in event_columns]
+        for n, delivery in enumerate(deliveries):
+            rows.append([*(event_values if n == 0 else nothing), n == 0,
+                         *(delivery_fields[name].to_db_value(getattr(delivery, name), delivery)
+                           for name in delivery_columns)])
+    await _execute_many(db, sql, rows)
+    for event, deliveries in published:
+        event._saved_in_db = True
+        for delivery in deliveries:
+            delivery._saved_in_db = True
+
+
+async def _publish_statement(db: BaseDBAsyncClient) -> tuple[str, list[str], list[str]]:
+    """`WITH new_event AS (INSERT INTO "event" ... SELECT ... WHERE <first>) INSERT INTO "delivery" ...`.
+    The event's values are cast to their columns' types (read from the catalog): in a SELECT, unlike in
+    VALUES, PostgreSQL cannot tell a parameter's type from the column it goes to."""
+    events = db.executor_class(model=Event, db=db)
+    deliveries = db.executor_class(model=Delivery, db=db)
+    event_columns, delivery_columns = list(events.regular_columns), list(deliveries.regular_columns)
+    projection = Event._meta.fields_db_projection
+    _, rows = await db.execute_query(
+        "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
+        "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped", [Event._meta.db_table])
+    types = {row["attname"]: row["type"] for row in rows}
+    names = ", ".join(f'"{projection[c]}"' for c in event_columns)
+    values = ", ".join(f"${n + 1}::{types[projection[c]]}" for n, c in enumerate(event_columns))
+    first = len(event_columns) + 1
+    insert = re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + first}", deliveries.insert_query)
+    sql = (f'WITH new_event AS (INSERT INTO "{Event._meta.db_table}" ({names}) SELECT {values} '
+           f'WHERE ${first}::boolean) {insert}')
+    return sql, event_columns, delivery_columns

@@ -26,9 +26,15 @@ class Unit:
 
 
 @contextlib.asynccontextmanager
-async def unit_of_work(runtime: Runtime) -> AsyncIterator[Unit]:
+async def unit_of_work(runtime: Runtime, *, transaction: bool = True) -> AsyncIterator[Unit]:
+    """`transaction=False`: no transaction around the use-case, whose every write must then be whole on
+    its own (a publish's is: see `fanout._insert`); saves a BEGIN and a COMMIT round trip. The after-commit
+    work runs once the use-case returns, never when it raises."""
     unit = Unit(runtime)
-    async with in_transaction():
+    if transaction:
+        async with in_transaction():
+            yield unit
+    else:
         yield unit
     for work in unit._after_commit:
         await work()

@@ -36,9 +36,10 @@ class Context:
         self.loaders: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
-    async def unit(self) -> AsyncIterator[Unit]:
-        """The request is the boundary: a mutation's use-case runs in one transaction opened here."""
-        async with unit_of_work(self.runtime) as unit:
+    async def unit(self, *, transaction: bool = True) -> AsyncIterator[Unit]:
+        """The request is the boundary: a mutation's use-case runs in one transaction opened here (or, for
+        a use-case whose writes are each whole on their own, in none: see `unit_of_work`)."""
+        async with unit_of_work(self.runtime, transaction=transaction) as unit:
             yield unit
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from tortoise.exceptions import IntegrityError
 
 from app.core import tracing
 from app.delivery import fanout, updates
@@ -191,9 +192,11 @@ async def test_idempotency_keys_across_calls_and_within_one(account):
     assert sorted(keys, key=str) == sorted(["k1", "k2", "k3", "k4", None], key=str)
 
 
-async def test_a_key_taken_by_a_concurrent_publish_answers_that_event(server, account, monkeypatch):
+@pytest.mark.parametrize("transaction", [True, False], ids=["in-a-transaction", "as-the-mutations-run"])
+async def test_a_key_taken_by_a_concurrent_publish_answers_that_event(server, account, monkeypatch, transaction):
     """The race the bulk insert can lose: a key unseen when checked, taken before the insert. The batch
-    falls back to a savepoint per event: the loser answers the winner's event, the others publish."""
+    falls back to a savepoint (or, with no transaction around it, a transaction) per event: the loser
+    answers the winner's event, the others publish."""
     workspace = await Workspace.get(slug=account.slug)
     async with unit_of_work(server.runtime) as unit:
         winner = await fanout.publish_event(unit, workspace.id, "order.paid", {"n": "winner"}, idempotency_key="race")
@@ -205,7 +208,7 @@ async def test_a_key_taken_by_a_concurrent_publish_answers_that_event(server, ac
         return {} if len(looked) == 1 else await real(workspace_id, keys)
 
     monkeypatch.setattr(fanout, "_existing_many", unseen_at_first)
-    async with unit_of_work(server.runtime) as unit:
+    async with unit_of_work(server.runtime, transaction=transaction) as unit:
         results = await fanout.publish_events(unit, workspace.id, [
             fanout.EventInput("order.paid", {"n": 0}),
             fanout.EventInput("order.paid", {"n": 1}, idempotency_key="race"),
@@ -217,6 +220,36 @@ async def test_a_key_taken_by_a_concurrent_publish_answers_that_event(server, ac
     assert looked[0] == {"race", "fresh"}
     stored = await Event.filter(workspace_id=workspace.id).order_by("id").values_list("payload", flat=True)
     assert stored == [{"n": "winner"}, {"n": 0}, {"n": 3}]
+
+
+@pytest.mark.parametrize("transaction", [True, False], ids=["in-a-transaction", "as-the-mutations-run"])
+async def test_a_publish_whose_deliveries_cannot_all_be_written_leaves_nothing(server, account, receiver,
+                                                                               monkeypatch, transaction):
+    """`eventPublish` runs without a transaction around it: the event and its deliveries still go in
+    whole or not at all. Here the last delivery names an integration that does not exist."""
+    for n in range(3):
+        await connect_webhook(account, receiver.url(f"/whole-{n}"))
+    workspace = await Workspace.get(slug=account.slug)
+    real = fanout.new_delivery
+    made = []
+
+    def third_is_broken(event, recipient, now):
+        made.append(delivery := real(event, recipient, now))
+        if len(made) == 3:
+            delivery.integration_id = "int_00000000000000000000000000"
+        return delivery
+
+    monkeypatch.setattr(fanout, "new_delivery", third_is_broken)
+    with pytest.raises(IntegrityError):
+        async with unit_of_work(server.runtime, transaction=transaction) as unit:
+            await fanout.publish_event(unit, workspace.id, "order.paid", {"n": "whole"})
+    assert await Event.filter(workspace_id=workspace.id).count() == 0
+    assert await Delivery.filter(workspace_id=workspace.id).count() == 0
+    monkeypatch.undo()
+    async with unit_of_work(server.runtime, transaction=transaction) as unit:
+        published = await fanout.publish_event(unit, workspace.id, "order.paid", {"n": "whole"})
+    assert len(published.deliveries) == 3
+    assert await Delivery.filter(event_id=published.event.id).count() == 3
 
 
 async def test_more_than_the_maximum_is_refused_as_a_whole(account):

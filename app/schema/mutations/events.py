@@ -108,7 +108,8 @@ class EventMutations:
         with tracing.span(tracing.PUBLISH_SPAN, attributes={"hookyard.workspace": input.workspace,
                                                             "hookyard.event.type": input.type,
                                                             "hookyard.form": input.form_slug}) as span:
-            async with info.context.unit() as unit:
+            # No transaction: the publish's writes are one statement (or a transaction of their own).
+            async with info.context.unit(transaction=False) as unit:
                 done = await events.publish(unit, ws, input.type, input.payload, form_slug=input.form_slug,
                                             idempotency_key=input.idempotency_key)
             result = done.value
@@ -137,7 +138,7 @@ class EventMutations:
         # One span for the call (tracing on), taking in the commit and the queueing: every job joins its trace.
         with tracing.span(tracing.PUBLISH_SPAN, attributes={"hookyard.workspace": input.workspace,
                                                             "hookyard.event.count": len(items)}) as span:
-            async with info.context.unit() as unit:
+            async with info.context.unit(transaction=False) as unit:
                 done = await events.publish_many(unit, ws, items, forms=forms_limit(info))
             results: list[events.Published] = done.value or []
             tracing.set_attributes(span, {
