@@ -64,6 +64,10 @@ BENCHES = (
           ("bench/throughput.py", "--events", "10000", "--latency-seconds", "10", "--timeout", "900"),
           ("--events", "500", "--latency-seconds", "3", "--baseline-posts", "2000"),
           "The end-to-end ratio over 100,000 deliveries, with the processes' memory before and after."),
+    Bench("record-wave", "Recording a wave of sends",
+          ("bench/record_wave.py",), ("--rounds", "2", "--waves", "50"),
+          "`batch_sql.record` (each attempt and its delivery's new state as one statement, one `executemany` "
+          "per wave) against the same rows as two statements in a transaction, alternating in one run."),
     Bench("reads", "Reads: the delivery log page",
           ("bench/reads.py",), ("--seconds", "2", "--runs", "1"),
           "`workspace.deliveries(first: 100)` with attempts, next to a plain Starlette endpoint returning the "
