@@ -51,11 +51,11 @@ async def sending(count: int) -> list[Delivery]:
                                              config={"url": f"https://hooks.example.com/r/{i}"})
                     for i in range(10)]
     events = [Event(workspace_id=workspace.id, type="order.created", payload={"n": n}) for n in range(count // 10 + 1)]
-    await Event.bulk_create(events)
+    await Event.bulk_create(events, batch_size=1000)
     deliveries = [Delivery(workspace_id=workspace.id, event_id=events[n // 10].id,
                            integration_id=integrations[n % 10].id, event_type="order.created",
                            status=DeliveryStatus.SENDING) for n in range(count)]
-    await Delivery.bulk_create(deliveries)
+    await Delivery.bulk_create(deliveries, batch_size=1000)
     return deliveries
 
 
@@ -106,7 +106,7 @@ async def run(args: argparse.Namespace) -> None:
                 wall = time.perf_counter() - wall0
                 cpu, pg = time.process_time() - cpu0, await backend_cpu(admin, name) - pg0
                 results[way].append((cpu * 1000 / per_round, pg * 1000 / per_round, wall * 1000 / args.waves))
-        stored = await DeliveryAttempt.filter(delivery_id__in=[d.id for d in pool[:taken]]).count()
+        stored = await DeliveryAttempt.all().count()  # the bench's own database: every attempt is one it recorded
         if stored != taken:
             raise RuntimeError(f"{stored} attempts stored for {taken} recorded sends")
         print(f"{args.rounds} rounds x {args.waves} waves of {args.wave} deliveries per way, alternating; "
