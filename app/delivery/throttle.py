@@ -200,11 +200,8 @@ class Throttle:
 
     async def _run(self, requests: Sequence[tuple[str, Limits]], tokens: list[str | None], now_ms: int) -> list:
         unlimited = list(dict.fromkeys(i for (i, limits) in requests if not limits.limited))
-        if not unlimited:
-            scripted = await self._scripted(requests, tokens, now_ms, None)
-        else:
-            scripted = await self._scripted(requests, tokens, now_ms, [_keys(i)[1] for i in unlimited])
-            pauses = dict(zip(unlimited, scripted.pop(), strict=True))
+        scripted = await self._scripted(requests, tokens, now_ms, [_keys(i)[1] for i in unlimited])
+        pauses = dict(zip(unlimited, scripted.pop(), strict=True)) if unlimited else {}
         answers = []
         scripted_answers = iter(scripted)
         for integration_id, limits in requests:
@@ -216,8 +213,8 @@ class Throttle:
         return answers
 
     async def _scripted(self, requests: Sequence[tuple[str, Limits]], tokens: list[str | None], now_ms: int,
-                        pause_keys: list[str] | None) -> list:
-        """The script's answers for the limited requests, then (with `pause_keys`) their MGET."""
+                        pause_keys: list[str]) -> list:
+        """The script's answers for the limited requests, then (when there are `pause_keys`) their MGET."""
         # EVALSHA in a plain pipeline: a pipeline given the Script object asks Redis whether the script
         # exists, in a round trip of its own, every time.
         async with self.redis.pipeline(transaction=False) as pipe:
