@@ -6,7 +6,11 @@ that start in the next few milliseconds (WINDOW_SECONDS) and hands them to
 `sender.attempt_deliveries` together, so the database and Redis see one claim, one load
 and one write per wave instead of one per job. With nothing in flight a job goes at once,
 so a quiet worker adds no delay. Each job still waits for, and returns, the results of
-its own deliveries; a batch never waits for more than MAX_BATCH deliveries.
+its own deliveries, and only those: it is answered as soon as they are settled (recorded,
+put back, or not due), whatever else its batch still has out. A send waiting for a
+concurrency slot of its integration counts as settled for its job (see `sender`), so a
+burst to a limited integration never holds the arq slots of the jobs that share its
+events. A batch never waits for more than MAX_BATCH deliveries.
 
 A worker with a backlog takes up to HOOKYARD_WORKER_CONCURRENCY jobs of up to 50 deliveries
 each; claiming and loading them all at once only made thousands of sends queue for the
@@ -151,16 +155,20 @@ class SendCoalescer:
     async def _run(self, trigger: str, waiting: list[tuple[Sequence[str], asyncio.Future]], size: int) -> None:
         ids = [delivery_id for group, _ in waiting for delivery_id in group]
         parents = {i: self._parents.pop(i) for i in ids if i in self._parents} if self._parents else None
+        jobs = _JobsOfBatch(waiting)
         unsettled = size
 
-        def settled(count: int) -> None:
+        def release(count: int) -> None:
             nonlocal unsettled
             count = min(count, unsettled)
             unsettled -= count
             self._settled(count)
 
-        # Slow sends stop holding the line (see the module's docstring); `settled` counts each delivery once.
-        let_go = asyncio.get_running_loop().call_later(self.hold_seconds, lambda: settled(unsettled))
+        def settled(delivery_ids: Sequence[str], results: Sequence[sender.AttemptResult]) -> None:
+            release(jobs.settle(delivery_ids, results))
+
+        # Slow sends stop holding the line (see the module's docstring); `release` counts each delivery once.
+        let_go = asyncio.get_running_loop().call_later(self.hold_seconds, lambda: release(unsettled))
         try:
             if parents:
                 results = await sender.attempt_deliveries(ids, self.runtime, trigger, parents=parents,
@@ -168,18 +176,67 @@ class SendCoalescer:
             else:
                 results = await sender.attempt_deliveries(ids, self.runtime, trigger, settled=settled)
         except asyncio.CancelledError:
-            for _, future in waiting:
-                future.cancel()
+            jobs.cancel()
             raise
         except Exception as exc:
-            for _, future in waiting:
-                if not future.done():
-                    future.set_exception(exc)
+            jobs.fail(exc)
             return
         finally:
             let_go.cancel()
-            settled(unsettled)  # what was not sent (not due, put back) or never recorded
+            release(unsettled)  # what was never reported settled
+        jobs.finish(results)
+
+
+class _JobsOfBatch:
+    """The jobs sharing one batch. Each job gets its own results as soon as all of its deliveries are
+    settled, not when the batch is done: a job's arq slot is never held by a neighbour's slow receiver,
+    nor by sends waiting for their integration's limits."""
+
+    def __init__(self, waiting: list[tuple[Sequence[str], asyncio.Future]]):
+        self.waiting = waiting
+        self.jobs_of: dict[str, list[int]] = {}
+        self.copies: dict[str, int] = {}  # how often each delivery is in the batch (what it counts in flight)
+        self.left: list[int] = []
+        self.found: list[dict[str, sender.AttemptResult]] = []
+        for n, (group, _) in enumerate(waiting):
+            distinct = dict.fromkeys(group)
+            self.left.append(len(distinct))
+            self.found.append({})
+            for delivery_id in distinct:
+                self.jobs_of.setdefault(delivery_id, []).append(n)
+            for delivery_id in group:
+                self.copies[delivery_id] = self.copies.get(delivery_id, 0) + 1
+
+    def settle(self, delivery_ids: Sequence[str], results: Sequence[sender.AttemptResult]) -> int:
+        """Marks the deliveries settled and answers the jobs now complete; returns how many it freed."""
         by_id = {result.delivery.id: result for result in results}
-        for group, future in waiting:
+        freed = 0
+        for delivery_id in delivery_ids:
+            copies = self.copies.pop(delivery_id, 0)
+            if not copies:  # not of this batch, or settled before
+                continue
+            freed += copies
+            for n in self.jobs_of[delivery_id]:
+                if delivery_id in by_id:
+                    self.found[n][delivery_id] = by_id[delivery_id]
+                self.left[n] -= 1
+                if self.left[n] == 0:
+                    group, future = self.waiting[n]
+                    if not future.done():
+                        future.set_result([self.found[n][i] for i in group if i in self.found[n]])
+        return freed
+
+    def finish(self, results: Sequence[sender.AttemptResult]) -> None:
+        by_id = {result.delivery.id: result for result in results}
+        for group, future in self.waiting:
             if not future.done():
                 future.set_result([by_id[i] for i in group if i in by_id])
+
+    def fail(self, exc: Exception) -> None:
+        for _, future in self.waiting:
+            if not future.done():
+                future.set_exception(exc)
+
+    def cancel(self) -> None:
+        for _, future in self.waiting:
+            future.cancel()

@@ -9,7 +9,9 @@ A send that waits only for a concurrency slot this process holds (a burst to an 
 a few at a time) is not put back: it waits in its batch and goes as soon as one of those sends finishes
 (`throttle.LocalSlots`), for up to CHAIN_SECONDS after the batch began; only what still waits then, or
 waits for slots other workers hold, is put back. A burst costs one claim per send, not a claim, a
-put-back and another claim.
+put-back and another claim. Only a few wait so per slot (`throttle.WAITING_PER_SLOT`; their jobs do not
+wait for them, see `sender`): the rest of a bigger burst is put back, each with the time the sends ahead
+of it should take, so a backlog neither fills the worker nor comes back all at once.
 """
 
 from __future__ import annotations
@@ -73,12 +75,19 @@ async def pace(deliveries: Sequence[Delivery], runtime: Runtime, trigger: str) -
     admissions = [answers[slot] for slot in slots]
     paced = Paced(go=[], trigger=trigger)
     later: list[tuple[Delivery, float, throttle.Limits]] = []
+    waiting_now: dict[str, int] = {}
     for delivery, lim, admission in zip(deliveries, limits, admissions, strict=True):
         if admission.wait > 0:
-            if admission.why == throttle.NO_SLOT and runtime.slots.holding(delivery.integration_id):
+            integration_id = delivery.integration_id
+            if admission.why != throttle.NO_SLOT:
+                later.append((delivery, admission.wait, lim))
+            elif (runtime.slots.holding(integration_id)
+                  and runtime.slots.room_to_wait(integration_id, lim, waiting_now.get(integration_id, 0))):
+                waiting_now[integration_id] = waiting_now.get(integration_id, 0) + 1
                 paced.waiting.append((delivery, lim))
             else:
-                later.append((delivery, admission.wait, lim))
+                wait = runtime.slots.look_again_in(integration_id, lim, waiting_now.get(integration_id, 0))
+                later.append((delivery, wait, lim))
             continue
         paced.go.append(delivery)
         if admission.lease:
@@ -114,7 +123,9 @@ async def wait_for_slot(paced: Paced, delivery: Delivery, limits: throttle.Limit
                 return True
             if (admission.why != throttle.NO_SLOT or time.monotonic() >= deadline
                     or not runtime.slots.holding(integration_id)):
-                await _put_back([(delivery, admission.wait, limits)], paced.trigger, runtime)
+                wait = (admission.wait if admission.why != throttle.NO_SLOT
+                        else runtime.slots.look_again_in(integration_id, limits))
+                await _put_back([(delivery, wait, limits)], paced.trigger, runtime)
                 return False
     except asyncio.CancelledError:  # the worker stops: it waits as PENDING, not as a send in flight
         await asyncio.shield(_put_back([(delivery, CONCURRENCY_SPACING, limits)], paced.trigger, runtime))
@@ -149,8 +160,9 @@ async def _put_back(later: list[tuple[Delivery, float, throttle.Limits]], trigge
     for delivery, wait, lim in sorted(later, key=lambda item: item[0].id):
         n = queued_per_integration.get(delivery.integration_id, 0)
         queued_per_integration[delivery.integration_id] = n + 1
-        # The rate gave each send held back a slot of its own; those waiting for a concurrency slot are spaced here.
-        spacing = 0.0 if lim.requests else CONCURRENCY_SPACING
+        # The rate gave each send held back a time of its own, and so did `LocalSlots.look_again_in` those
+        # that found every concurrency slot taken; those waiting for a 429's pause to end are spaced here.
+        spacing = 0.0 if lim.requests or lim.max_concurrency else CONCURRENCY_SPACING
         delivery.status = DeliveryStatus.RETRYING if delivery.attempt_count else DeliveryStatus.PENDING
         delivery.next_attempt_at = now + timedelta(seconds=wait + n * spacing)
         delivery.locked_until = None

@@ -44,6 +44,15 @@ class AttemptResult:
     outcome: Outcome | None
 
 
+# Told which deliveries need nothing more of their jobs, with the results of those attempted (see
+# `attempt_deliveries`).
+Settled = Callable[[Sequence[str], Sequence[AttemptResult]], None]
+
+
+def _ignore(ids: Sequence[str], results: Sequence[AttemptResult]) -> None:
+    pass
+
+
 @dataclass
 class _Sent:
     delivery: Delivery
@@ -108,17 +117,21 @@ async def attempt_delivery(delivery_id: str, runtime: Runtime, trigger: str = "a
 
 async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime, trigger: str = "automatic",
                              parents: Mapping[str, object] | None = None,
-                             settled: Callable[[int], None] | None = None) -> list[AttemptResult]:
+                             settled: Settled | None = None) -> list[AttemptResult]:
     """Claims, sends and records one attempt for each delivery that is due; the others are skipped.
 
     `parents` (tracing on) maps delivery ids to the context of the job that asked for them: each
     attempt's span is that job's child, not the child of whichever job started the batch.
-    `settled(n)` is told as soon as n of the deliveries need nothing more of this call: not claimed,
-    or their attempts recorded (see `batching`)."""
+    `settled(ids, results)` is told as soon as deliveries need nothing more of their jobs: not claimed,
+    finished without a send, put back to wait for their lane or limits, or their attempts recorded (with
+    the results). A send waiting here for a concurrency slot this process holds is settled at once: it
+    goes when the slot frees, in this call, and its job does not wait for it (see `batching`)."""
+    report: Settled = settled or _ignore
     unique = list(dict.fromkeys(delivery_ids))
     claimed = await claim_many(unique, runtime, force=trigger == "test")
-    if settled is not None:
-        settled(len(delivery_ids) - len(claimed))
+    if len(claimed) < len(unique):
+        owned = set(claimed)
+        report([i for i in unique if i not in owned], ())
     if not claimed:
         return []
     deliveries = await batch_sql.load_for_send(claimed)
@@ -136,11 +149,17 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime, trig
                 delivery, runtime, DeliveryStatus.HELD, f"held while the integration is {integration.status.value}"))
         else:
             sendable.append(delivery)
+    if results:
+        report([r.delivery.id for r in results], results)
 
     # Ordered integrations send one at a time per lane; then their rate and concurrency limits. What may not
     # go now goes back to waiting, unrecorded.
-    sendable, waiting_in_lane = await ordering.hold_back(sendable, runtime, trigger)
+    in_lanes = sendable
+    sendable, waiting_in_lane = await ordering.hold_back(in_lanes, runtime, trigger)
     paced = await pacing.pace(sendable, runtime, trigger)
+    going = {d.id for d in paced.go} | {d.id for d, _ in paced.waiting}
+    if paced.waiting:  # they go when a slot frees, in this call; their jobs need not wait for that
+        report([d.id for d, _ in paced.waiting], ())
 
     async def send(delivery: Delivery) -> _Sent:
         try:
@@ -156,8 +175,12 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime, trig
     done: set[asyncio.Future] = set()
     try:
         await paced.settled()
+        if len(going) < len(sendable):
+            report([d.id for d in sendable if d.id not in going], ())
         if waiting_in_lane is not None:
             await waiting_in_lane
+            allowed = {d.id for d in sendable}
+            report([d.id for d in in_lanes if d.id not in allowed], ())
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if pending:  # siblings finishing at about the same moment share the writes
@@ -165,9 +188,9 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime, trig
                 done |= more
             wave, done = [t.result() for t in done if t.result() is not None], set()  # None: put back
             if wave:
-                results.extend(await _record_whole(wave, trigger, runtime))
-                if settled is not None:
-                    settled(len(wave))
+                recorded = await _record_whole(wave, trigger, runtime)
+                results.extend(recorded)
+                report([r.delivery.id for r in recorded], recorded)
     except asyncio.CancelledError:
         # Worker shutdown past its grace: what the receivers already answered is still recorded (once);
         # the sends still out are cut below and stay SENDING until their lease brings them back.

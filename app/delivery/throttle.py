@@ -41,6 +41,13 @@ MAX_PAUSE_SECONDS = 3600.0
 LEASE_SECONDS = 60.0
 
 _PREFIX = "hookyard:throttle:"
+# Sends waiting in a worker for a concurrency slot it holds, per slot; more are put back (see LocalSlots).
+WAITING_PER_SLOT = 2
+# How long a send is assumed to hold a slot before this process has timed one, and the bounds of the
+# spacing of the sends put back for a slot.
+DEFAULT_SEND_SECONDS = 0.05
+MIN_LOOK_AGAIN_SECONDS = 0.005
+MAX_LOOK_AGAIN_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -247,16 +254,31 @@ class LocalSlots:
     """The concurrency slots this process holds, per integration, and its sends waiting for one of them
     to be given back: a burst to an integration limited to a few at a time goes out here as the slots
     free, instead of each send being put back, queued and claimed again. (Slots other workers hold
-    free without notice here: a send waiting for those is put back.)"""
+    free without notice here: a send waiting for those is put back.)
+
+    Only a few sends per slot wait here (`room_to_wait`); the rest of a burst is put back, each told to
+    look again when the sends ahead of it should be done (`look_again_in`), from how long this process
+    has seen the integration's sends take. A backlog thus comes back about as fast as the receiver takes
+    it, not all at once every second."""
 
     def __init__(self) -> None:
         self._held: dict[str, int] = {}
         self._waiters: dict[str, deque[asyncio.Future]] = {}
+        self._taken_at: dict[str, deque[float]] = {}
+        self._send_seconds: dict[str, float] = {}  # a moving average of how long a slot is held
+        self._horizon: dict[str, float] = {}  # when the last send put back for a slot should look again
 
     def took(self, integration_id: str) -> None:
         self._held[integration_id] = self._held.get(integration_id, 0) + 1
+        self._taken_at.setdefault(integration_id, deque()).append(time.monotonic())
 
     def gave_back(self, integration_id: str) -> None:
+        if taken := self._taken_at.get(integration_id):
+            seconds = time.monotonic() - taken.popleft()
+            if not taken:
+                self._taken_at.pop(integration_id, None)
+            average = self._send_seconds.get(integration_id)
+            self._send_seconds[integration_id] = seconds if average is None else average + (seconds - average) / 5
         held = self._held.get(integration_id, 0) - 1
         if held > 0:
             self._held[integration_id] = held
@@ -270,6 +292,24 @@ class LocalSlots:
                 break
         if queue is not None and not queue:
             self._waiters.pop(integration_id, None)
+
+    def waiting(self, integration_id: str) -> int:
+        return sum(1 for turn in self._waiters.get(integration_id, ()) if not turn.done())
+
+    def room_to_wait(self, integration_id: str, limits: Limits, already: int = 0) -> bool:
+        """May one more send wait here for a slot of the integration (`already`: those a batch is adding)?"""
+        return self.waiting(integration_id) + already < (limits.max_concurrency or 1) * WAITING_PER_SLOT
+
+    def look_again_in(self, integration_id: str, limits: Limits, already: int = 0) -> float:
+        """Seconds until a send that found every slot taken should be tried again: one estimated send per
+        slot after the last one put back for the integration, or after those waiting here (`already`:
+        those a batch is adding)."""
+        now = time.monotonic()
+        step = self._send_seconds.get(integration_id, DEFAULT_SEND_SECONDS) / (limits.max_concurrency or 1)
+        step = min(max(step, MIN_LOOK_AGAIN_SECONDS), MAX_LOOK_AGAIN_SECONDS)
+        start = max(self._horizon.get(integration_id, 0.0), now + step * (self.waiting(integration_id) + already + 1))
+        self._horizon[integration_id] = start + step
+        return start - now
 
     def holding(self, integration_id: str) -> bool:
         return self._held.get(integration_id, 0) > 0

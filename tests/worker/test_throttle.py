@@ -6,9 +6,14 @@ other integrations are not held up.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from app.models import Delivery, DeliveryAttempt
+from app.delivery.batching import SendCoalescer
+from app.delivery.runtime import open_runtime
+from app.delivery.unit import unit_of_work
+from app.models import Delivery, DeliveryAttempt, Workspace
+from app.services import events
 from tests.worker.helpers import connect_webhook, publish, settled
 
 UPDATE = """mutation($input: IntegrationUpdateInput!) { integrationUpdate(input: $input) {
@@ -58,6 +63,46 @@ async def test_max_concurrency_holds_sends_to_that_many_at_once(account, receive
     for p in published:
         assert (await settled(p["deliveries"][0]["id"])).status == "SUCCEEDED"
     assert receiver.most_in_flight["/slow"] == 1
+
+
+async def test_a_job_does_not_wait_for_its_sends_queued_behind_a_concurrency_limit(account, receiver, settings):
+    """Each event's job holds a delivery to a fast receiver and one to a receiver taking one request at a
+    time: the jobs behind the first are done as soon as their fast sends are recorded, while their limited
+    sends still wait for the slot (an arq job slot held that long would hold every other integration's
+    deliveries behind it once the worker's slots were all taken)."""
+    limited_url = receiver.script("/one-at-a-time", ("sleep", 0.5, (200, {}, b"ok")))
+    fast_url = receiver.script("/beside-it", (200, {}, b"ok"))
+    await connect_webhook(account, limited_url, events=["line.*"], config={"url": limited_url, "maxConcurrency": 1})
+    await connect_webhook(account, fast_url, events=["line.*"])
+    # Published through a queue no worker reads; sent by this test's own coalescer, whose limits are kept
+    # in the server's Redis like every worker's.
+    publishing = await open_runtime(settings, settings.redis_url.rsplit("/", 1)[0] + "/6")
+    sending = await open_runtime(settings, settings.redis_url)
+    coalescer = SendCoalescer(sending)
+    try:
+        workspace = await Workspace.get(slug=account.slug)
+        jobs = []
+        for n in range(3):
+            async with unit_of_work(publishing) as unit:
+                published = await events.publish(unit, workspace, "line.added", {"n": n})
+            jobs.append([d.id for d in published.value.deliveries])
+        first = asyncio.ensure_future(coalescer.attempt(jobs[0]))
+        await receiver.wait_for("/one-at-a-time", 1)
+        later = await asyncio.wait_for(asyncio.gather(*(coalescer.attempt(ids) for ids in jobs[1:])), 5)
+        assert len(receiver.at("/one-at-a-time")) == 1, "answered while the first limited send was still out"
+        assert len(receiver.at("/beside-it")) == 3
+        for results in later:  # each job gets the result of its own fast send
+            assert [r.delivery.status.value for r in results] == ["SUCCEEDED"]
+        assert len(await first) == 2
+        await receiver.wait_for("/one-at-a-time", 3, timeout=10)
+        for delivery_id in (i for ids in jobs for i in ids):
+            delivery = await settled(delivery_id)
+            assert delivery.status == "SUCCEEDED" and delivery.attempt_count == 1
+        assert receiver.most_in_flight["/one-at-a-time"] == 1
+    finally:
+        await coalescer.close()
+        await sending.close()
+        await publishing.close()
 
 
 async def test_a_429_pauses_the_integration_for_its_retry_after(account, receiver):

@@ -106,8 +106,9 @@ async def test_in_flight_deliveries_are_capped_and_the_rest_go_as_sends_are_reco
             nonlocal in_flight
             await asyncio.sleep(1.0 if i == "slow" else 0.01)
             in_flight -= 1
-            settled(1)
-            return SimpleNamespace(delivery=SimpleNamespace(id=i))
+            result = SimpleNamespace(delivery=SimpleNamespace(id=i))
+            settled([i], [result])
+            return result
 
         return list(await asyncio.gather(*(send(i) for i in ids)))
 
@@ -130,10 +131,11 @@ async def test_sends_recorded_meanwhile_do_not_break_up_the_next_batch(monkeypat
 
     async def attempt_deliveries(ids, runtime, trigger="automatic", settled=None):
         batches.append(list(ids))
-        for _ in ids:
+        results = [SimpleNamespace(delivery=SimpleNamespace(id=i)) for i in ids]
+        for result in results:
             await asyncio.sleep(0.03)
-            settled(1)
-        return [SimpleNamespace(delivery=SimpleNamespace(id=i)) for i in ids]
+            settled([result.delivery.id], [result])
+        return results
 
     monkeypatch.setattr(batching.sender, "attempt_deliveries", attempt_deliveries)
     # The first batch records a send every 30 ms for 180 ms; one job arrives before its first record, the
@@ -153,8 +155,9 @@ async def test_a_hanging_receiver_does_not_hold_the_line_past_the_hold(monkeypat
     go then, not when the hanging sends time out."""
     async def attempt_deliveries(ids, runtime, trigger="automatic", settled=None):
         await asyncio.sleep(5.0 if ids[0].startswith("hang") else 0.01)
-        settled(len(ids))
-        return [SimpleNamespace(delivery=SimpleNamespace(id=i)) for i in ids]
+        results = [SimpleNamespace(delivery=SimpleNamespace(id=i)) for i in ids]
+        settled(ids, results)
+        return results
 
     monkeypatch.setattr(batching.sender, "attempt_deliveries", attempt_deliveries)
     coalescer = batching.SendCoalescer(runtime=None, window=0.001, max_batch=4, max_in_flight=4,
@@ -167,3 +170,31 @@ async def test_a_hanging_receiver_does_not_hold_the_line_past_the_hold(monkeypat
     await coalescer.close()  # the worker's shutdown: the hanging batch is cancelled
     with pytest.raises(asyncio.CancelledError):
         await hanging
+
+
+async def test_each_job_is_answered_when_its_own_deliveries_are_settled_not_when_its_batch_is(monkeypatch):
+    """Jobs sharing a batch do not wait for each other: one whose deliveries are recorded (or put back, or
+    waiting for a slot of their integration) is answered while a neighbour's receiver is still slow."""
+    async def attempt_deliveries(ids, runtime, trigger="automatic", settled=None):
+        results = {i: SimpleNamespace(delivery=SimpleNamespace(id=i)) for i in ids if not i.startswith("wait")}
+        settled([i for i in ids if i.startswith("wait")], [])  # waiting for a slot: settled, no result
+        fast = [i for i in ids if i.startswith("fast")]
+        await asyncio.sleep(0.01)
+        settled(fast, [results[i] for i in fast])
+        if "slow" in results:
+            await asyncio.sleep(1.0)  # the slow receiver
+            settled(["slow"], [results["slow"]])
+        return list(results.values())
+
+    monkeypatch.setattr(batching.sender, "attempt_deliveries", attempt_deliveries)
+    coalescer = batching.SendCoalescer(runtime=None, window=0.001, max_batch=10)
+    first = asyncio.ensure_future(coalescer.attempt(["lone"]))  # in flight: the next jobs share a batch
+    await asyncio.sleep(0)
+    jobs = [asyncio.ensure_future(coalescer.attempt(group))
+            for group in (["fast1", "wait1"], ["slow", "fast2"], ["fast3", "fast1"])]
+    done, _ = await asyncio.wait(jobs, timeout=0.5)
+    assert done == {jobs[0], jobs[2]}  # long before the slow receiver answers
+    assert ids_of(jobs[0].result()) == ["fast1"] and ids_of(jobs[2].result()) == ["fast3", "fast1"]
+    assert ids_of(await jobs[1]) == ["slow", "fast2"]
+    await first
+    assert coalescer._in_flight == 0

@@ -13,7 +13,7 @@ import pytest
 from arq.connections import create_pool
 
 from app.config import Settings
-from app.delivery import pacing
+from app.delivery import pacing, throttle
 from app.delivery.runtime import Runtime, redis_settings
 from app.models import Delivery, DeliveryStatus, Event, Integration, Workspace
 
@@ -86,3 +86,34 @@ async def test_sends_waiting_for_slots_other_workers_hold_are_put_back_at_once(d
     await paced.settled()
     assert {d.status for d in await Delivery.filter(id__in=[d.id for d in burst[1:]])} == {DeliveryStatus.PENDING}
     await pacing.release(other_worker, burst[0], elsewhere)
+
+
+async def test_only_a_few_wait_per_slot_and_the_rest_come_back_one_send_apart(db, runtime):
+    """A burst bigger than a few per slot does not all wait in the worker (nor come back all at once): the
+    rest is put back, each told to look again one send of the integration later than the one before."""
+    burst = await _claimed(8, maxConcurrency=1)
+    paced = await pacing.pace(burst, runtime, "automatic")
+    assert paced.go == burst[:1]
+    assert len(paced.waiting) == throttle.WAITING_PER_SLOT
+    await paced.settled()
+    put_back = sorted(await Delivery.filter(id__in=[d.id for d in burst], status=DeliveryStatus.PENDING),
+                      key=lambda d: d.next_attempt_at)
+    assert len(put_back) == 8 - 1 - throttle.WAITING_PER_SLOT
+    assert all(d.attempt_count == 0 for d in put_back)
+    gaps = [(b.next_attempt_at - a.next_attempt_at).total_seconds() for a, b in zip(put_back, put_back[1:], strict=False)]
+    assert all(gap >= throttle.DEFAULT_SEND_SECONDS * 0.9 for gap in gaps), gaps
+    # Behind those waiting in the worker, not at the same time as them.
+    first_back = (put_back[0].next_attempt_at - datetime.now(UTC)).total_seconds()
+    assert first_back > throttle.DEFAULT_SEND_SECONDS * throttle.WAITING_PER_SLOT * 0.9
+    await pacing.release(paced, burst[0], runtime)
+
+
+def test_the_spacing_of_sends_put_back_follows_how_long_the_integration_takes():
+    slots = throttle.LocalSlots()
+    limits = throttle.Limits(max_concurrency=2)
+    for seconds in (0.4, 0.4):  # two sends that held a slot about 0.4 s each
+        slots.took("int_1")
+        slots._taken_at["int_1"][-1] -= seconds
+        slots.gave_back("int_1")
+    first, second = slots.look_again_in("int_1", limits), slots.look_again_in("int_1", limits)
+    assert abs(first - 0.2) < 0.02 and abs(second - first - 0.2) < 0.02  # 0.4 s per send, 2 at a time
