@@ -100,7 +100,8 @@ async def test_only_a_few_wait_per_slot_and_the_rest_come_back_one_send_apart(db
                       key=lambda d: d.next_attempt_at)
     assert len(put_back) == 8 - 1 - throttle.WAITING_PER_SLOT
     assert all(d.attempt_count == 0 for d in put_back)
-    gaps = [(b.next_attempt_at - a.next_attempt_at).total_seconds() for a, b in zip(put_back, put_back[1:], strict=False)]
+    times = [d.next_attempt_at for d in put_back]
+    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
     assert all(gap >= throttle.DEFAULT_SEND_SECONDS * 0.9 for gap in gaps), gaps
     # Behind those waiting in the worker, not at the same time as them.
     first_back = (put_back[0].next_attempt_at - datetime.now(UTC)).total_seconds()
