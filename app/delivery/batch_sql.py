@@ -172,7 +172,9 @@ def _instances(rows: Sequence[Any], related: list) -> list[Delivery]:
 async def save_many(deliveries: Sequence[Delivery], fields: Sequence[str],
                     db: BaseDBAsyncClient | None = None) -> None:
     """`save(update_fields=...)` for many rows: Tortoise's own cached UPDATE, executed many times in
-    one round trip (`bulk_update` would build a CASE per column and row instead)."""
+    one round trip (`bulk_update` would build a CASE per column and row instead), all rows or none. On
+    PostgreSQL outside a transaction, asyncpg's `executemany` alone: no BEGIN and COMMIT round trips."""
+    outside = db is None
     db = db or _db()
     executor = db.executor_class(model=Delivery, db=db)
     sql = executor.get_update_sql(list(fields), None)
@@ -180,7 +182,10 @@ async def save_many(deliveries: Sequence[Delivery], fields: Sequence[str],
     pk = Delivery._meta.pk
     rows = [[*(field_map[name].to_db_value(getattr(d, name), d) for name in fields), pk.to_db_value(d.pk, d)]
             for d in deliveries]
-    await db.execute_many(sql, rows)
+    if outside and db.capabilities.dialect == "postgres":
+        await _execute_many(db, sql, rows)
+    else:
+        await db.execute_many(sql, rows)
 
 
 async def record(attempts: Sequence[DeliveryAttempt], deliveries: Sequence[Delivery], fields: Sequence[str]) -> None:

@@ -30,6 +30,8 @@ from app.models import Delivery, DeliveryStatus
 HELD_BACK_FIELDS = ("status", "next_attempt_at", "locked_until", "updated_at")
 # Between sends held back for an integration limited only in concurrency.
 CONCURRENCY_SPACING = 0.05
+# Sends put back to go within the same tick of this many seconds share one job.
+JOB_TICK_SECONDS = 0.05
 # How long a send may wait in its batch for a slot this process holds, counted from the batch's start.
 CHAIN_SECONDS = 2.0
 
@@ -64,14 +66,16 @@ async def pace(deliveries: Sequence[Delivery], runtime: Runtime, trigger: str) -
     # A limited integration is asked once per send; one without limits once per batch (is it paused by a 429?).
     asks: dict[object, int] = {}
     requests: list[tuple[str, throttle.Limits]] = []
+    send_ids: list[str | None] = []
     slots = []
     for n, (delivery, lim) in enumerate(zip(deliveries, limits, strict=True)):
         key = n if lim.limited else delivery.integration_id
         if key not in asks:
             asks[key] = len(requests)
             requests.append((delivery.integration_id, lim))
+            send_ids.append(delivery.id if lim.limited else None)
         slots.append(asks[key])
-    answers = await throttle_.admit(requests)
+    answers = await throttle_.admit(requests, send_ids)
     admissions = [answers[slot] for slot in slots]
     paced = Paced(go=[], trigger=trigger)
     later: list[tuple[Delivery, float, throttle.Limits]] = []
@@ -114,7 +118,7 @@ async def wait_for_slot(paced: Paced, delivery: Delivery, limits: throttle.Limit
             if remaining > 0 and runtime.slots.holding(integration_id):
                 await runtime.slots.next_turn(integration_id, remaining)
             try:
-                [admission] = await runtime.throttle.admit([(integration_id, limits)])
+                [admission] = await runtime.throttle.admit([(integration_id, limits)], [delivery.id])
             except Exception:  # Redis away: back to waiting, the job or the sweeper brings it
                 admission = throttle.Admission(wait=CONCURRENCY_SPACING, why=throttle.NO_SLOT)
             if admission.wait == 0:
@@ -151,6 +155,13 @@ async def after_response(delivery: Delivery, status: int | None, retry_after: fl
         await runtime.throttle.pause(delivery.integration_id, retry_after)
 
 
+def _next_tick(when: datetime) -> datetime:
+    """`when` rounded up to the next tick of JOB_TICK_SECONDS (never earlier: the send is due by then)."""
+    tick = int(JOB_TICK_SECONDS * 1_000_000)
+    micros = int(when.timestamp() * 1_000_000)
+    return datetime.fromtimestamp(-(-micros // tick) * tick / 1_000_000, UTC)
+
+
 async def _put_back(later: list[tuple[Delivery, float, throttle.Limits]], trigger: str,
                     runtime: Runtime) -> list[Delivery]:
     now = datetime.now(UTC)
@@ -167,12 +178,14 @@ async def _put_back(later: list[tuple[Delivery, float, throttle.Limits]], trigge
         delivery.next_attempt_at = now + timedelta(seconds=wait + n * spacing)
         delivery.locked_until = None
         delivery.updated_at = now
-        # A job id of its own: the job running now still holds the attempt's id in arq.
-        sends.append(QueuedSend(delivery.id, delivery.attempt_count + 1, trigger, delivery.next_attempt_at,
-                                retake=f"w{stamp}"))
+        # A job id of its own: the job running now still holds the attempt's id in arq. Jobs due in the same
+        # tick of JOB_TICK_SECONDS are one job: a backlog going out at its integration's pace costs a job per
+        # tick, not one per send.
+        sends.append(QueuedSend(delivery.id, delivery.attempt_count + 1, trigger,
+                                _next_tick(delivery.next_attempt_at), retake=f"w{stamp}"))
     deliveries = [d for d, _, _ in later]
     await batch_sql.save_many(deliveries, HELD_BACK_FIELDS)
     if runtime.redis is not None:
-        await enqueue_sends(runtime.redis, sends)
+        await enqueue_sends(runtime.redis, sends, batch=True)
         await updates.announce(runtime.redis, deliveries)
     return deliveries

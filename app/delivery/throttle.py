@@ -127,10 +127,16 @@ def _number(value: Any, integer: bool = False) -> bool:
 
 
 # KEYS: sent (a sorted set of send times), pause, slow, leases, next (the slot the last send held back
-# was given). ARGV: now_ms, window_ms (0: no rate), requests, max_concurrency (0: none), lease_token,
-# lease_until_ms, slow_factor, send_id. Answers {wait_ms, took_lease, why} (why: 0 go, 1 paused, 2 every
-# concurrency slot taken, 3 the rate). Sends held back for the rate are given slots one interval
-# (window / requests) apart, so a backlog wakes at the rate, not all at once.
+# was given), reserved (the slots given to sends held back, by the sends' names). ARGV: now_ms, window_ms
+# (0: no rate), requests, max_concurrency (0: none), lease_token, lease_until_ms, slow_factor, the send's
+# name. Answers {wait_ms, took_lease, why} (why: 0 go, 1 paused, 2 every concurrency slot taken, 3 the
+# rate).
+#
+# No window ever holds more than `requests` sends. Sends held back for the rate are given slots one
+# interval (window / requests) apart, so a backlog wakes at the rate, not all at once. A send that comes
+# back for its slot (late, too, when the worker had a backlog of its own) goes as soon as the window has
+# room, and while any slot is given out, newer sends are given slots after the last: a backlog goes out in
+# order, each send put back once, instead of newer sends taking the room and sending it back again.
 _ADMIT = """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -148,14 +154,31 @@ end
 if window > 0 then
   if redis.call('EXISTS', KEYS[3]) == 1 then window = window * tonumber(ARGV[7]) end
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-  if redis.call('ZCARD', KEYS[1]) >= requests then
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - 60000)
+  local full = redis.call('ZCARD', KEYS[1]) >= requests
+  local room_at = now
+  if full then
     local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    local slot = math.max(tonumber(oldest[2]) + window,
-                          tonumber(redis.call('GET', KEYS[5]) or '0') + window / requests)
-    redis.call('SET', KEYS[5], slot, 'PX', math.ceil(slot - now + window + 1000))
-    return {math.max(1, slot - now), 0, 3}
+    room_at = tonumber(oldest[2]) + window
   end
-  redis.call('ZADD', KEYS[1], now, ARGV[8])
+  local slot = redis.call('ZSCORE', KEYS[6], ARGV[8])
+  if slot then
+    if tonumber(slot) > now then return {tonumber(slot) - now, 0, 3} end
+    if full then return {math.max(1, room_at - now), 0, 3} end
+    redis.call('ZREM', KEYS[6], ARGV[8])
+  else
+    local last = tonumber(redis.call('GET', KEYS[5]) or '0')
+    if full or last > now or redis.call('ZCARD', KEYS[6]) > 0 then
+      slot = math.max(room_at, last + window / requests, now + 1)
+      redis.call('SET', KEYS[5], slot, 'PX', math.ceil(slot - now + window + 1000))
+      redis.call('ZADD', KEYS[6], slot, ARGV[8])
+      if redis.call('PTTL', KEYS[6]) < slot - now + 61000 then
+        redis.call('PEXPIRE', KEYS[6], math.ceil(slot - now + 61000))
+      end
+      return {slot - now, 0, 3}
+    end
+  end
+  redis.call('ZADD', KEYS[1], now, ARGV[5])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window + 1000))
 end
 if max_cc > 0 then
@@ -179,7 +202,7 @@ class Admission:
 
 def _keys(integration_id: str) -> list[str]:
     base = _PREFIX + integration_id
-    return [f"{base}:sent", f"{base}:pause", f"{base}:slow", f"{base}:leases", f"{base}:next"]
+    return [f"{base}:sent", f"{base}:pause", f"{base}:slow", f"{base}:leases", f"{base}:next", f"{base}:reserved"]
 
 
 class Throttle:
@@ -190,24 +213,30 @@ class Throttle:
         self.lease_seconds = lease_seconds
         self._script = redis.register_script(_ADMIT)
 
-    async def admit(self, requests: Sequence[tuple[str, Limits]]) -> list[Admission]:
+    async def admit(self, requests: Sequence[tuple[str, Limits]],
+                    send_ids: Sequence[str | None] | None = None) -> list[Admission]:
         """For each (integration id, limits), in order: may a send go now? One round trip for all.
 
+        `send_ids` (the deliveries' ids) name each send's slot when the rate holds it back: asked again
+        for the same send, its slot is kept for it, ahead of sends that came later.
         A limited integration runs the Lua script once per send; one without limits of its own only
         has to be not paused by a 429, so all of those are read with one MGET of their pause keys."""
         now_ms = int(time.time() * 1000)
         tokens = [secrets.token_hex(8) if limits.limited else None for _, limits in requests]
+        names = list(send_ids) if send_ids is not None else [None] * len(requests)
+        reservations = [f"r:{name or token}" for name, token in zip(names, tokens, strict=True)]
         try:
-            answers = await self._run(requests, tokens, now_ms)
+            answers = await self._run(requests, tokens, reservations, now_ms)
         except NoScriptError:  # a Redis restarted or flushed since: load the script, then once more
             await self.redis.script_load(_ADMIT)
-            answers = await self._run(requests, tokens, now_ms)
+            answers = await self._run(requests, tokens, reservations, now_ms)
         return [Admission(wait=int(wait_ms) / 1000, lease=token if took else None, why=int(why))
                 for (wait_ms, took, why), token in zip(answers, tokens, strict=True)]
 
-    async def _run(self, requests: Sequence[tuple[str, Limits]], tokens: list[str | None], now_ms: int) -> list:
+    async def _run(self, requests: Sequence[tuple[str, Limits]], tokens: list[str | None], reservations: list[str],
+                   now_ms: int) -> list:
         unlimited = list(dict.fromkeys(i for (i, limits) in requests if not limits.limited))
-        scripted = await self._scripted(requests, tokens, now_ms, [_keys(i)[1] for i in unlimited])
+        scripted = await self._scripted(requests, tokens, reservations, now_ms, [_keys(i)[1] for i in unlimited])
         pauses = dict(zip(unlimited, scripted.pop(), strict=True)) if unlimited else {}
         answers = []
         scripted_answers = iter(scripted)
@@ -219,19 +248,20 @@ class Throttle:
                 answers.append((until - now_ms, 0, PAUSED) if until > now_ms else (0, 0, 0))
         return answers
 
-    async def _scripted(self, requests: Sequence[tuple[str, Limits]], tokens: list[str | None], now_ms: int,
-                        pause_keys: list[str]) -> list:
+    async def _scripted(self, requests: Sequence[tuple[str, Limits]], tokens: list[str | None],
+                        reservations: list[str], now_ms: int, pause_keys: list[str]) -> list:
         """The script's answers for the limited requests, then (when there are `pause_keys`) their MGET."""
         # EVALSHA in a plain pipeline: a pipeline given the Script object asks Redis whether the script
         # exists, in a round trip of its own, every time.
         async with self.redis.pipeline(transaction=False) as pipe:
-            for (integration_id, limits), token in zip(requests, tokens, strict=True):
+            for (integration_id, limits), token, reservation in zip(requests, tokens, reservations, strict=True):
                 if not limits.limited:
                     continue
                 window = 0 if limits.requests is None else limits.per_seconds * 1000
                 keys = _keys(integration_id)
                 pipe.evalsha(self._script.sha, len(keys), *keys, now_ms, window, limits.requests or 1,
-                             limits.max_concurrency or 0, token, now_ms + int(self.lease_seconds * 1000), 2, token)
+                             limits.max_concurrency or 0, token, now_ms + int(self.lease_seconds * 1000), 2,
+                             reservation)
             if pause_keys:
                 pipe.mget(pause_keys)
             return await pipe.execute()
@@ -243,7 +273,7 @@ class Throttle:
         """After a 429: nothing for `seconds` (Retry-After, else PAUSE_SECONDS), then half the rate a while."""
         pause = min(max(seconds if seconds is not None else PAUSE_SECONDS, 0.1), MAX_PAUSE_SECONDS)
         until = int((time.time() + pause) * 1000)
-        _, pause_key, slow_key, _, _ = _keys(integration_id)
+        _, pause_key, slow_key, *_ = _keys(integration_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(pause_key, until, px=int(pause * 1000) + 1000)
             pipe.set(slow_key, 1, px=int((pause + SLOW_SECONDS) * 1000))

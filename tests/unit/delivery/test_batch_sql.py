@@ -212,3 +212,17 @@ async def test_a_wave_that_cannot_be_written_whole_leaves_nothing_written(make):
     for delivery in deliveries:
         stored = await Delivery.get(id=delivery.id)
         assert (stored.status, stored.attempt_count) == (DeliveryStatus.SENDING, 0)
+
+
+async def test_deliveries_put_back_together_are_each_written(make):
+    """`save_many` (sends put back, lanes woken): each row gets its own new state, in one round trip."""
+    later = datetime.now(UTC) + LEASE
+    deliveries = [await make(DeliveryStatus.SENDING, locked_until=later) for _ in range(3)]
+    for n, delivery in enumerate(deliveries):
+        delivery.status, delivery.locked_until = DeliveryStatus.PENDING, None
+        delivery.next_attempt_at = later + timedelta(seconds=n)
+    await batch_sql.save_many(deliveries, ("status", "next_attempt_at", "locked_until"))
+    for n, delivery in enumerate(deliveries):
+        stored = await Delivery.get(id=delivery.id)
+        assert (stored.status, stored.next_attempt_at, stored.locked_until) == (
+            DeliveryStatus.PENDING, later + timedelta(seconds=n), None)

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 from arq.connections import create_pool
+from arq.constants import default_queue_name
+from arq.jobs import Job
 
 from app.config import Settings
 from app.delivery import pacing, throttle
@@ -118,3 +120,25 @@ def test_the_spacing_of_sends_put_back_follows_how_long_the_integration_takes():
         slots.gave_back("int_1")
     first, second = slots.look_again_in("int_1", limits), slots.look_again_in("int_1", limits)
     assert abs(first - 0.2) < 0.02 and abs(second - first - 0.2) < 0.02  # 0.4 s per send, 2 at a time
+
+
+async def test_sends_put_back_for_the_same_moment_share_a_job(db, runtime):
+    """A backlog held back for the rate comes back at the rate, a job per tick of JOB_TICK_SECONDS, not a
+    job per send; each job is due no earlier than every send in it."""
+    burst = await _claimed(20, rateLimit={"requests": 10, "perSeconds": 0.1})  # 10 now, then one each 10 ms
+    paced = await pacing.pace(burst, runtime, "automatic")
+    assert len(paced.go) == 10
+    await paced.settled()
+    held = {d.id: d.next_attempt_at for d in await Delivery.filter(id__in=[d.id for d in burst[10:]])}
+    jobs = [(job_id.decode(), score) for job_id, score
+            in await runtime.redis.zrange(default_queue_name, 0, -1, withscores=True)
+            if job_id.decode().split(".")[0] in held]
+    assert 1 < len(jobs) < 10
+    queued = 0
+    for job_id, score in jobs:
+        job = await Job(job_id, runtime.redis).info()
+        delivery_ids = [job.args[0]] if job.function == "send_delivery" else job.args[0]
+        queued += len(delivery_ids)
+        assert all(held[i].timestamp() * 1000 <= score + 1 for i in delivery_ids)
+        assert score - min(held[i].timestamp() * 1000 for i in delivery_ids) <= pacing.JOB_TICK_SECONDS * 1000
+    assert queued == 10
