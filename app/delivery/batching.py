@@ -94,6 +94,13 @@ class SendCoalescer:
             log.warning("deliveries started in the background were not attempted; the sweeper queues them",
                         error=type(task.exception()).__name__)
 
+    async def drain(self, timeout: float) -> None:
+        """At shutdown, before `close`: waits up to `timeout` for the batches in flight (among them sends
+        their jobs did not wait for) to finish."""
+        busy = self._running | self._started
+        if busy and timeout > 0:
+            await asyncio.wait(busy, timeout=timeout)
+
     async def close(self) -> None:
         """At shutdown, once the grace is over: jobs still waiting for a batch are dropped (arq queues
         them again) and batches in flight are cancelled; what their receivers answered is recorded

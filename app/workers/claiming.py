@@ -13,8 +13,14 @@ unchanged, so a job taken by another worker between the two looks is still skipp
 
 from __future__ import annotations
 
+import time
+from signal import Signals
+
 from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
+
+# In the worker's context from the moment it stops taking jobs (SIGTERM): its grace counts from then.
+STOPPING_SINCE = "stopping_since"
 
 
 async def unclaimed(worker: Worker, job_ids: list[bytes]) -> list[bytes]:
@@ -32,3 +38,7 @@ async def unclaimed(worker: Worker, job_ids: list[bytes]) -> list[bytes]:
 class ClaimingWorker(Worker):
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         await super().start_jobs(await unclaimed(self, job_ids))
+
+    def handle_sig_wait_for_completion(self, signum: Signals) -> None:
+        self.ctx.setdefault(STOPPING_SINCE, time.monotonic())
+        super().handle_sig_wait_for_completion(signum)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from arq import cron
 from arq.worker import Worker, func
 
@@ -12,7 +14,7 @@ from app.delivery.batching import SendCoalescer
 from app.delivery.runtime import Runtime, open_runtime, redis_settings
 from app.delivery.sender import MAX_TIMEOUT_SECONDS
 from app.models.database import close_db, init_db
-from app.workers.claiming import ClaimingWorker
+from app.workers.claiming import STOPPING_SINCE, ClaimingWorker
 from app.workers.tasks import purge_old, refresh_statistics, send_deliveries, send_delivery, sweep_due
 
 
@@ -39,10 +41,12 @@ def build_worker(settings: Settings, redis_url: str, runtime: Runtime | None = N
         ctx["runtime"].start_sends = ctx["sends"].start
 
     async def shutdown(ctx: dict) -> None:
-        if "sends" in ctx:  # after the grace: record what was answered, leave the rest to the lease
+        if "sends" in ctx:
             if ctx["runtime"].start_sends == ctx["sends"].start:  # (not a newer worker's, in the API process)
                 ctx["runtime"].start_sends = None
-            await ctx["sends"].close()
+            if STOPPING_SINCE in ctx:  # sends no job waits for (see `batching`) get what is left of the grace
+                await ctx["sends"].drain(settings.shutdown_grace_seconds - (time.monotonic() - ctx[STOPPING_SINCE]))
+            await ctx["sends"].close()  # record what was answered, leave the rest to the lease
         if ctx.get("owns_runtime"):
             await ctx["runtime"].close()
             await close_db()

@@ -177,10 +177,10 @@ class World:
         await _until(answers, process, f"the API to listen at {url}")
         return process, url
 
-    async def enqueue(self, delivery_ids: list[str]) -> None:
+    async def enqueue(self, delivery_ids: list[str], batch: bool = False) -> None:
         if self._arq is None:
             self._arq = await create_pool(redis_settings(self.redis_url))
-        await enqueue_sends(self._arq, [QueuedSend(i, 1) for i in delivery_ids])
+        await enqueue_sends(self._arq, [QueuedSend(i, 1) for i in delivery_ids], batch=batch)
 
     async def close(self) -> None:
         for process in self.processes:

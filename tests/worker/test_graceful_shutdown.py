@@ -79,6 +79,34 @@ async def test_in_flight_sends_finish_within_the_grace_and_are_recorded_once(wor
     await successor.exited(MARGIN)
 
 
+async def test_sends_waiting_for_a_concurrency_slot_get_the_grace_too(world, slow):
+    """Sends waiting in the worker for their integration's one slot are no job's to wait for (see
+    `batching`); on SIGTERM they still get the grace: the next goes when the slot frees and is recorded,
+    and one that would wait past its chain time goes back to waiting, unrecorded, never left SENDING."""
+    ids = await make_deliveries(slow.url, 3)
+    integration = (await Delivery.get(id=ids[0]).prefetch_related("integration")).integration
+    integration.config = {**integration.config, "maxConcurrency": 1}
+    await integration.save(update_fields=["config"])
+    slow.delay = 1.5
+    grace = 10
+    worker = await world.start_worker(shutdown_grace_seconds=grace)
+    await world.enqueue(ids, batch=True)  # one job: one batch, one send goes and two wait for the slot
+    await eventually(lambda: len(slow.got) == 1, timeout=15, what="the first send in flight")
+    await asyncio.sleep(0.3)
+
+    worker.terminate()
+    took = await worker.exited(grace + MARGIN)
+    assert took < grace + MARGIN
+    first, second, third = ids
+    assert slow.answered == Counter({first: 1, second: 1}) and slow.got == slow.answered
+    assert await attempts_per_delivery(ids) == Counter({first: 1, second: 1})
+    stored = {d.id: d for d in await Delivery.filter(id__in=ids)}
+    assert stored[first].status == stored[second].status == DeliveryStatus.SUCCEEDED
+    # The third could not have had the slot within CHAIN_SECONDS of the batch: back to waiting.
+    assert stored[third].status == DeliveryStatus.PENDING and stored[third].attempt_count == 0
+    assert stored[third].next_attempt_at is not None and stored[third].locked_until is None
+
+
 async def test_sends_still_out_after_the_grace_are_left_to_their_lease(world, slow):
     ids = await make_deliveries(slow.url, 2)
     slow.delay = 6.0
