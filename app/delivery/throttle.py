@@ -133,10 +133,10 @@ def _number(value: Any, integer: bool = False) -> bool:
 # rate).
 #
 # No window ever holds more than `requests` sends. Sends held back for the rate are given slots one
-# interval (window / requests) apart, so a backlog wakes at the rate, not all at once. A send that comes
-# back for its slot (late, too, when the worker had a backlog of its own) goes as soon as the window has
-# room, and while any slot is given out, newer sends are given slots after the last: a backlog goes out in
-# order, each send put back once, instead of newer sends taking the room and sending it back again.
+# interval (window / requests) apart, so a backlog wakes at the rate, not all at once. A send keeps its
+# slot: coming back for it (late, too, when the worker had a backlog of its own), it goes as soon as the
+# window has room, else waits only until it has, never sent behind the sends that came after it. A newer
+# send goes whenever the window has room: a slot whose send is late is not left empty.
 _ADMIT = """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -167,9 +167,9 @@ if window > 0 then
     if full then return {math.max(1, room_at - now), 0, 3} end
     redis.call('ZREM', KEYS[6], ARGV[8])
   else
-    local last = tonumber(redis.call('GET', KEYS[5]) or '0')
-    if full or last > now or redis.call('ZCARD', KEYS[6]) > 0 then
-      slot = math.max(room_at, last + window / requests, now + 1)
+    if full then
+      local last = tonumber(redis.call('GET', KEYS[5]) or '0')
+      slot = math.max(room_at, last + window / requests)
       redis.call('SET', KEYS[5], slot, 'PX', math.ceil(slot - now + window + 1000))
       redis.call('ZADD', KEYS[6], slot, ARGV[8])
       if redis.call('PTTL', KEYS[6]) < slot - now + 61000 then
