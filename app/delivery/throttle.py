@@ -41,8 +41,10 @@ MAX_PAUSE_SECONDS = 3600.0
 LEASE_SECONDS = 60.0
 
 _PREFIX = "hookyard:throttle:"
-# Sends waiting in a worker for a concurrency slot it holds, per slot; more are put back (see LocalSlots).
+# Sends waiting in a worker for a concurrency slot it holds: at least this many per slot, more when the
+# integration's sends are quick, as many as should go within WAITING_SECONDS; the others are put back.
 WAITING_PER_SLOT = 2
+WAITING_SECONDS = 1.0
 # How long a send is assumed to hold a slot before this process has timed one, and the bounds of the
 # spacing of the sends put back for a slot.
 DEFAULT_SEND_SECONDS = 0.05
@@ -286,7 +288,8 @@ class LocalSlots:
     free, instead of each send being put back, queued and claimed again. (Slots other workers hold
     free without notice here: a send waiting for those is put back.)
 
-    Only a few sends per slot wait here (`room_to_wait`); the rest of a burst is put back, each told to
+    Only the sends its slots should get through within about a second wait here (`room_to_wait`), at
+    least WAITING_PER_SLOT per slot; the rest of a burst is put back, each told to
     look again when the sends ahead of it should be done (`look_again_in`), from how long this process
     has seen the integration's sends take. A backlog thus comes back about as fast as the receiver takes
     it, not all at once every second."""
@@ -327,8 +330,14 @@ class LocalSlots:
         return sum(1 for turn in self._waiters.get(integration_id, ()) if not turn.done())
 
     def room_to_wait(self, integration_id: str, limits: Limits, already: int = 0) -> bool:
-        """May one more send wait here for a slot of the integration (`already`: those a batch is adding)?"""
-        return self.waiting(integration_id) + already < (limits.max_concurrency or 1) * WAITING_PER_SLOT
+        """May one more send wait here for a slot of the integration (`already`: those a batch is adding)?
+        As many as its slots should get through in WAITING_SECONDS, at the pace its sends have been taking,
+        and at least WAITING_PER_SLOT per slot."""
+        slots = limits.max_concurrency or 1
+        room = slots * WAITING_PER_SLOT
+        if seconds := self._send_seconds.get(integration_id):
+            room = max(room, int(slots * WAITING_SECONDS / seconds))
+        return self.waiting(integration_id) + already < room
 
     def look_again_in(self, integration_id: str, limits: Limits, already: int = 0) -> float:
         """Seconds until a send that found every slot taken should be tried again: one estimated send per

@@ -142,3 +142,14 @@ async def test_sends_put_back_for_the_same_moment_share_a_job(db, runtime):
         assert all(held[i].timestamp() * 1000 <= score + 1 for i in delivery_ids)
         assert score - min(held[i].timestamp() * 1000 for i in delivery_ids) <= pacing.JOB_TICK_SECONDS * 1000
     assert queued == 10
+
+
+def test_as_many_wait_in_the_worker_as_the_slots_get_through_in_about_a_second():
+    slots = throttle.LocalSlots()
+    limits = throttle.Limits(max_concurrency=2)
+    assert slots.room_to_wait("int_1", limits, throttle.WAITING_PER_SLOT * 2 - 1)  # nothing timed yet: 2 a slot
+    assert not slots.room_to_wait("int_1", limits, throttle.WAITING_PER_SLOT * 2)
+    slots.took("int_1")
+    slots._taken_at["int_1"][-1] -= 0.04  # its sends take 40 ms: 2 slots get through 50 a second
+    slots.gave_back("int_1")
+    assert slots.room_to_wait("int_1", limits, 48) and not slots.room_to_wait("int_1", limits, 50)
