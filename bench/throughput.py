@@ -20,6 +20,12 @@ process (so every event fans out to N deliveries), then
    delivery, publish start -> receipt at the receiver (with `--batch`, a call of that many
    events every batch's worth of the rate: the delay counts from the call's start).
 
+With `--controlled N`, N more integrations on the same events (alternately ordered in one lane, and
+rate-limited to 100/s with at most 2 in flight) whose deliveries are counted apart; before the latency
+phase the bench waits (`--drain-limited`, at most 30 s) until the rate-limited ones have received the
+throughput phase's events, so the latency phase starts from the same backlog whatever the speed of the
+throughput phase (the ordered lanes, one send at a time, keep theirs).
+
 It also reports where the CPU went (bench, API, workers, Redis, PostgreSQL) and warns when
 other processes were busy meanwhile: on a 2-core machine that moves the figures a lot.
 
@@ -648,6 +654,9 @@ async def main() -> int:
     parser.add_argument("--quiet-wait", type=float, default=30,
                         help="seconds to wait for the machine to be idle before starting")
     parser.add_argument("--baseline-concurrency", type=int, default=64)
+    parser.add_argument("--drain-limited", type=float, default=30.0,
+                        help="with --controlled: seconds to wait, at most, for the rate-limited integrations to "
+                             "receive the throughput phase's events before the latency phase (0: do not wait)")
     parser.add_argument("--controlled", type=int, default=0,
                         help="extra integrations with delivery control (alternately ORDERED in one lane, and "
                              "rate-limited to 100/s with at most 2 in flight), on the same events; their "
@@ -752,6 +761,17 @@ async def main() -> int:
             receiver.side_in_throughput = receiver.side
             receiver.side_by_name_in_throughput = dict(receiver.side_by_name)
             duplicates = receiver.duplicates
+            if args.controlled and args.drain_limited > 0:
+                # The latency phase starts from the same place whatever the throughput phase's speed: the
+                # rate-limited integrations' backlog sent (the ordered lanes go one at a time: theirs stays).
+                expected = args.warmup_events + args.events
+                limited = [f"side{n}" for n in range(args.controlled) if n % 2 == 1]
+                begun = time.perf_counter()
+                while (time.perf_counter() - begun < args.drain_limited
+                       and any(receiver.side_by_name.get(name, 0) < expected for name in limited)):
+                    await asyncio.sleep(0.1)
+                print(f"hookyard: rate-limited backlog sent {time.perf_counter() - begun:.1f} s after the "
+                      "throughput phase", flush=True)
             print(f"hookyard: latency ({args.rate:g} deliveries/s for {args.latency_seconds:g} s) ...", flush=True)
             lat_cpu = CpuMeter(cpu.groups)
             lat_cpu.start()
