@@ -9,9 +9,10 @@ A send that waits only for a concurrency slot this process holds (a burst to an 
 a few at a time) is not put back: it waits in its batch and goes as soon as one of those sends finishes
 (`throttle.LocalSlots`), for up to CHAIN_SECONDS after the batch began; only what still waits then, or
 waits for slots other workers hold, is put back. A burst costs one claim per send, not a claim, a
-put-back and another claim. Only a few wait so per slot (`throttle.WAITING_PER_SLOT`; their jobs do not
-wait for them, see `sender`): the rest of a bigger burst is put back, each with the time the sends ahead
-of it should take, so a backlog neither fills the worker nor comes back all at once.
+put-back and another claim. Only as many wait so as the slots should get through in about a second
+(`LocalSlots.room_to_wait`; their jobs do not wait for them, see `sender`): the rest of a bigger burst is
+put back, each with the time the sends ahead of it should take, so a backlog neither fills the worker nor
+comes back all at once.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from app.delivery.runtime import Runtime
 from app.models import Delivery, DeliveryStatus
 
 HELD_BACK_FIELDS = ("status", "next_attempt_at", "locked_until", "updated_at")
-# Between sends held back for an integration limited only in concurrency.
+# Between the sends of an integration without limits of its own put back until a 429's pause ends, and
+# before a send waiting for a slot comes back when the worker stops.
 CONCURRENCY_SPACING = 0.05
 # Sends put back to go within the same tick of this many seconds share one job.
 JOB_TICK_SECONDS = 0.05
@@ -172,7 +174,8 @@ async def _put_back(later: list[tuple[Delivery, float, throttle.Limits]], trigge
         n = queued_per_integration.get(delivery.integration_id, 0)
         queued_per_integration[delivery.integration_id] = n + 1
         # The rate gave each send held back a time of its own, and so did `LocalSlots.look_again_in` those
-        # that found every concurrency slot taken; those waiting for a 429's pause to end are spaced here.
+        # that found every concurrency slot taken; those of an integration without limits of its own, held
+        # back by a 429's pause, are spaced here.
         spacing = 0.0 if lim.requests or lim.max_concurrency else CONCURRENCY_SPACING
         delivery.status = DeliveryStatus.RETRYING if delivery.attempt_count else DeliveryStatus.PENDING
         delivery.next_attempt_at = now + timedelta(seconds=wait + n * spacing)
