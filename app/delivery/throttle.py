@@ -297,6 +297,7 @@ class LocalSlots:
     def __init__(self) -> None:
         self._held: dict[str, int] = {}
         self._waiters: dict[str, deque[asyncio.Future]] = {}
+        self._waiting: dict[str, int] = {}  # sends in `next_turn` now, per integration
         self._taken_at: dict[str, deque[float]] = {}
         self._send_seconds: dict[str, float] = {}  # a moving average of how long a slot is held
         self._horizon: dict[str, float] = {}  # when the last send put back for a slot should look again
@@ -327,7 +328,7 @@ class LocalSlots:
             self._waiters.pop(integration_id, None)
 
     def waiting(self, integration_id: str) -> int:
-        return sum(1 for turn in self._waiters.get(integration_id, ()) if not turn.done())
+        return self._waiting.get(integration_id, 0)
 
     def room_to_wait(self, integration_id: str, limits: Limits, already: int = 0) -> bool:
         """May one more send wait here for a slot of the integration (`already`: those a batch is adding)?
@@ -357,8 +358,14 @@ class LocalSlots:
         """Waits until this process gives back a slot of the integration (True), or `timeout` (False)."""
         turn = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(integration_id, deque()).append(turn)
+        self._waiting[integration_id] = self._waiting.get(integration_id, 0) + 1
         try:
             await asyncio.wait_for(turn, timeout)
             return True
         except TimeoutError:
             return False
+        finally:
+            if (left := self._waiting[integration_id] - 1) > 0:
+                self._waiting[integration_id] = left
+            else:
+                del self._waiting[integration_id]
