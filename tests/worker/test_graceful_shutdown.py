@@ -87,7 +87,7 @@ async def test_sends_waiting_for_a_concurrency_slot_get_the_grace_too(world, slo
     integration = (await Delivery.get(id=ids[0]).prefetch_related("integration")).integration
     integration.config = {**integration.config, "maxConcurrency": 1}
     await integration.save(update_fields=["config"])
-    slow.delay = 1.5
+    slow.delay = 1.3  # the second gets the slot 0.7 s before its 2 s chain time, the third 0.6 s after
     grace = 10
     worker = await world.start_worker(shutdown_grace_seconds=grace)
     await world.enqueue(ids, batch=True)  # one job: one batch, one send goes and two wait for the slot

@@ -70,7 +70,7 @@ async def test_a_job_does_not_wait_for_its_sends_queued_behind_a_concurrency_lim
     time: the jobs behind the first are done as soon as their fast sends are recorded, while their limited
     sends still wait for the slot (an arq job slot held that long would hold every other integration's
     deliveries behind it once the worker's slots were all taken)."""
-    limited_url = receiver.script("/one-at-a-time", ("sleep", 0.5, (200, {}, b"ok")))
+    limited_url = receiver.script("/one-at-a-time", ("sleep", 0.8, (200, {}, b"ok")))
     fast_url = receiver.script("/beside-it", (200, {}, b"ok"))
     await connect_webhook(account, limited_url, events=["line.*"], config={"url": limited_url, "maxConcurrency": 1})
     await connect_webhook(account, fast_url, events=["line.*"])
