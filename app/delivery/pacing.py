@@ -12,7 +12,7 @@ waits for slots other workers hold, is put back. A burst costs one claim per sen
 put-back and another claim. Only as many wait so as the slots should get through in about a second
 (`LocalSlots.room_to_wait`; their jobs do not wait for them, see `sender`): the rest of a bigger burst is
 put back, each with the time the sends ahead of it should take, so a backlog neither fills the worker nor
-comes back all at once.
+comes back all at once. A send the rate lets go within RATE_WAIT_SECONDS waits for its time the same way.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ CONCURRENCY_SPACING = 0.05
 JOB_TICK_SECONDS = 0.05
 # How long a send may wait in its batch for a slot this process holds, counted from the batch's start.
 CHAIN_SECONDS = 2.0
+# A send the rate lets go this soon waits for its time in the worker instead of being put back.
+RATE_WAIT_SECONDS = 0.5
 
 
 @dataclass
@@ -44,6 +46,8 @@ class Paced:
     leases: dict[str, tuple[str, str]] = field(default_factory=dict)  # delivery id -> (integration id, lease)
     # Sends that wait in the batch for a slot this process holds (see `wait_for_slot`).
     waiting: list[tuple[Delivery, throttle.Limits]] = field(default_factory=list)
+    # Sends the rate lets go within RATE_WAIT_SECONDS: they wait in the batch for their time (see `wait_for_slot`).
+    sleeping: list[tuple[Delivery, throttle.Limits, float]] = field(default_factory=list)
     # Writing back the sends held back: runs while the others are sent; await `settled()` before returning.
     putting_back: asyncio.Future | None = None
     trigger: str = "automatic"
@@ -85,7 +89,9 @@ async def pace(deliveries: Sequence[Delivery], runtime: Runtime, trigger: str) -
     for delivery, lim, admission in zip(deliveries, limits, admissions, strict=True):
         if admission.wait > 0:
             integration_id = delivery.integration_id
-            if admission.why != throttle.NO_SLOT:
+            if admission.why == throttle.RATE and admission.wait <= RATE_WAIT_SECONDS:
+                paced.sleeping.append((delivery, lim, admission.wait))
+            elif admission.why != throttle.NO_SLOT:
                 later.append((delivery, admission.wait, lim))
             elif (runtime.slots.holding(integration_id)
                   and runtime.slots.room_to_wait(integration_id, lim, waiting_now.get(integration_id, 0))):
@@ -108,16 +114,22 @@ def _took(paced: Paced, delivery: Delivery, lease: str, runtime: Runtime) -> Non
     runtime.slots.took(delivery.integration_id)
 
 
-async def wait_for_slot(paced: Paced, delivery: Delivery, limits: throttle.Limits, runtime: Runtime) -> bool:
+async def wait_for_slot(paced: Paced, delivery: Delivery, limits: throttle.Limits, runtime: Runtime,
+                        after: float = 0.0) -> bool:
     """For a send in `paced.waiting`: waits for this process to give back a slot of its integration and
     takes one (True: send it now), or puts it back to waiting (False) when CHAIN_SECONDS have passed since
-    the batch began, the slots are held elsewhere, or the limits now refuse it for another reason."""
+    the batch began, the slots are held elsewhere, or the limits now refuse it for another reason. For one
+    in `paced.sleeping`, the same once the `after` seconds the rate gave it have passed; a send the rate
+    holds back again for no longer than RATE_WAIT_SECONDS (within the chain time) waits again."""
     integration_id = delivery.integration_id
     deadline = paced.began + CHAIN_SECONDS
     try:
         while True:
             remaining = deadline - time.monotonic()
-            if remaining > 0 and runtime.slots.holding(integration_id):
+            if after > 0:
+                await asyncio.sleep(after)
+                after = 0.0
+            elif remaining > 0 and runtime.slots.holding(integration_id):
                 await runtime.slots.next_turn(integration_id, remaining)
             try:
                 [admission] = await runtime.throttle.admit([(integration_id, limits)], [delivery.id])
@@ -127,6 +139,10 @@ async def wait_for_slot(paced: Paced, delivery: Delivery, limits: throttle.Limit
                 if admission.lease:
                     _took(paced, delivery, admission.lease, runtime)
                 return True
+            if (admission.why == throttle.RATE and admission.wait <= RATE_WAIT_SECONDS
+                    and time.monotonic() + admission.wait < deadline):
+                after = admission.wait
+                continue
             if (admission.why != throttle.NO_SLOT or time.monotonic() >= deadline
                     or not runtime.slots.holding(integration_id)):
                 wait = (admission.wait if admission.why != throttle.NO_SLOT

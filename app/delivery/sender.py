@@ -157,9 +157,10 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime, trig
     in_lanes = sendable
     sendable, waiting_in_lane = await ordering.hold_back(in_lanes, runtime, trigger)
     paced = await pacing.pace(sendable, runtime, trigger)
-    going = {d.id for d in paced.go} | {d.id for d, _ in paced.waiting}
-    if paced.waiting:  # they go when a slot frees, in this call; their jobs need not wait for that
-        report([d.id for d, _ in paced.waiting], ())
+    waiting = [(d, limits, 0.0) for d, limits in paced.waiting] + paced.sleeping
+    going = {d.id for d in paced.go} | {d.id for d, _, _ in waiting}
+    if waiting:  # they go when a slot frees or their time comes, in this call; their jobs need not wait
+        report([d.id for d, _, _ in waiting], ())
 
     async def send(delivery: Delivery) -> _Sent:
         try:
@@ -167,11 +168,12 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime, trig
         finally:
             await pacing.release(paced, delivery, runtime)
 
-    async def send_when_free(delivery: Delivery, limits: throttle.Limits) -> _Sent | None:
-        return await send(delivery) if await pacing.wait_for_slot(paced, delivery, limits, runtime) else None
+    async def send_when_free(delivery: Delivery, limits: throttle.Limits, after: float) -> _Sent | None:
+        free = await pacing.wait_for_slot(paced, delivery, limits, runtime, after)
+        return await send(delivery) if free else None
 
     pending = {asyncio.ensure_future(send(d)) for d in paced.go}
-    pending |= {asyncio.ensure_future(send_when_free(d, limits)) for d, limits in paced.waiting}
+    pending |= {asyncio.ensure_future(send_when_free(d, limits, after)) for d, limits, after in waiting}
     done: set[asyncio.Future] = set()
     try:
         await paced.settled()

@@ -125,15 +125,16 @@ def test_the_spacing_of_sends_put_back_follows_how_long_the_integration_takes():
 async def test_sends_put_back_for_the_same_moment_share_a_job(db, runtime):
     """A backlog held back for the rate comes back at the rate, a job per tick of JOB_TICK_SECONDS, not a
     job per send; each job is due no earlier than every send in it."""
-    burst = await _claimed(20, rateLimit={"requests": 10, "perSeconds": 0.1})  # 10 now, then one each 10 ms
+    # 40 now, then (a second later, past what waits in the worker) one each 25 ms.
+    burst = await _claimed(60, rateLimit={"requests": 40, "perSeconds": 1.0})
     paced = await pacing.pace(burst, runtime, "automatic")
-    assert len(paced.go) == 10
+    assert len(paced.go) == 40 and not paced.sleeping
     await paced.settled()
-    held = {d.id: d.next_attempt_at for d in await Delivery.filter(id__in=[d.id for d in burst[10:]])}
+    held = {d.id: d.next_attempt_at for d in await Delivery.filter(id__in=[d.id for d in burst[40:]])}
     jobs = [(job_id.decode(), score) for job_id, score
             in await runtime.redis.zrange(default_queue_name, 0, -1, withscores=True)
             if job_id.decode().split(".")[0] in held]
-    assert 1 < len(jobs) < 10
+    assert 1 < len(jobs) < 20
     queued = 0
     for job_id, score in jobs:
         job = await Job(job_id, runtime.redis).info()
@@ -141,7 +142,23 @@ async def test_sends_put_back_for_the_same_moment_share_a_job(db, runtime):
         queued += len(delivery_ids)
         assert all(held[i].timestamp() * 1000 <= score + 1 for i in delivery_ids)
         assert score - min(held[i].timestamp() * 1000 for i in delivery_ids) <= pacing.JOB_TICK_SECONDS * 1000
-    assert queued == 10
+    assert queued == 20
+
+
+async def test_a_send_the_rate_lets_go_within_half_a_second_waits_for_it_in_the_worker(db, runtime):
+    """Not put back (no write, no job, no second claim): it waits in its batch, still SENDING, and goes at
+    its time."""
+    burst = await _claimed(5, rateLimit={"requests": 4, "perSeconds": 0.2})
+    paced = await pacing.pace(burst, runtime, "automatic")
+    assert paced.go == burst[:4]
+    [(delivery, limits, after)] = paced.sleeping
+    assert delivery == burst[4] and 0 < after <= pacing.RATE_WAIT_SECONDS
+    await paced.settled()
+    assert (await Delivery.get(id=delivery.id)).status == DeliveryStatus.SENDING
+    began = asyncio.get_running_loop().time()
+    assert await pacing.wait_for_slot(paced, delivery, limits, runtime, after)
+    assert asyncio.get_running_loop().time() - began >= after * 0.9
+    assert (await Delivery.get(id=delivery.id)).status == DeliveryStatus.SENDING  # never written back
 
 
 def test_as_many_wait_in_the_worker_as_the_slots_get_through_in_about_a_second():
