@@ -57,6 +57,11 @@ class Paced:
         if self.putting_back is not None:
             await self.putting_back
 
+    def held_here(self) -> list[tuple[Delivery, throttle.Limits, float]]:
+        """Every send that waits in the batch: (delivery, limits, seconds before it asks again); hand each
+        to `wait_for_slot`."""
+        return [(d, limits, 0.0) for d, limits in self.waiting] + self.sleeping
+
 
 def limits_of(delivery: Delivery) -> throttle.Limits:
     integration = delivery.integration

@@ -157,7 +157,7 @@ async def attempt_deliveries(delivery_ids: Sequence[str], runtime: Runtime, trig
     in_lanes = sendable
     sendable, waiting_in_lane = await ordering.hold_back(in_lanes, runtime, trigger)
     paced = await pacing.pace(sendable, runtime, trigger)
-    waiting = [(d, limits, 0.0) for d, limits in paced.waiting] + paced.sleeping
+    waiting = paced.held_here()
     going = {d.id for d in paced.go} | {d.id for d, _, _ in waiting}
     if waiting:  # they go when a slot frees or their time comes, in this call; their jobs need not wait
         report([d.id for d, _, _ in waiting], ())
