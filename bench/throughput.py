@@ -21,10 +21,11 @@ process (so every event fans out to N deliveries), then
    events every batch's worth of the rate: the delay counts from the call's start).
 
 With `--controlled N`, N more integrations on the same events (alternately ordered in one lane, and
-rate-limited to 100/s with at most 2 in flight) whose deliveries are counted apart; before the latency
-phase the bench waits (`--drain-limited`, at most 30 s) until the rate-limited ones have received the
-throughput phase's events, so the latency phase starts from the same backlog whatever the speed of the
-throughput phase (the ordered lanes, one send at a time, keep theirs).
+rate-limited to 100/s with at most 2 in flight; `--control` makes them all of one kind, or plain to
+compare with) whose deliveries are counted apart; before the latency phase the bench waits
+(`--drain-limited`, at most 30 s) until the rate-limited ones have received the throughput phase's
+events, so the latency phase starts from the same backlog whatever the speed of the throughput phase
+(the ordered lanes, one send at a time, keep theirs).
 
 It also reports where the CPU went (bench, API, workers, Redis, PostgreSQL) and warns when
 other processes were busy meanwhile: on a 2-core machine that moves the figures a lot.
@@ -615,11 +616,11 @@ def report(args: argparse.Namespace, base_rates: list[float], base_cpu: CpuMeter
     print(f"          {lat_cpu.describe(lat.expected)}")
     print(f"          p99 target < {TARGET_P99_MS:.0f} ms: {'MET' if latency_ok else 'NOT MET'}")
     if args.controlled:
-        print(f"controlled {args.controlled} ordered / rate-limited integrations on the same events: "
+        print(f"controlled {args.controlled} integrations ({args.control}) on the same events: "
               f"{rx.side} of their deliveries received (not counted above)")
         every = tp.deliveries + rx.side_in_throughput
         total = sum(cpu.used.values())
-        each = ", ".join(f"{name} ({'ordered' if int(name[4:]) % 2 == 0 else 'rate-limited'}) {count}"
+        each = ", ".join(f"{name} ({side_kind(args.control, int(name[4:]))}) {count}"
                          for name, count in sorted(rx.side_by_name_in_throughput.items()))
         per = {k: v / max(every, 1) * 1000 for k, v in cpu.used.items()}
         print(f"          in the throughput phase: {rx.side_in_throughput} of theirs received ({each})")
@@ -628,6 +629,19 @@ def report(args: argparse.Namespace, base_rates: list[float], base_cpu: CpuMeter
     print(f"signatures checked on {rx.checked} sampled receipts, {rx.bad_signatures} bad")
     print(line)
     return ratio_ok and latency_ok and rx.bad_signatures == 0
+
+
+# The delivery control of a --controlled integration, by kind (`--control`: one kind, or "mixed").
+CONTROLS = {"ordered": {"ordering": "ORDERED"},
+            "limited": {"rateLimit": {"requests": 100, "perSeconds": 1}, "maxConcurrency": 2},
+            "none": {}}
+
+
+def side_kind(control: str, n: int) -> str:
+    """The kind of the n-th --controlled integration under `--control`."""
+    if control == "mixed":
+        return "ordered" if n % 2 == 0 else "limited"
+    return control
 
 
 async def main() -> int:
@@ -661,6 +675,10 @@ async def main() -> int:
                         help="extra integrations with delivery control (alternately ORDERED in one lane, and "
                              "rate-limited to 100/s with at most 2 in flight), on the same events; their "
                              "deliveries are not counted, so the figures show what they cost the others")
+    parser.add_argument("--control", choices=("mixed", *CONTROLS), default="mixed",
+                        help="with --controlled: what the extra integrations are: alternately ordered and "
+                             "rate-limited (mixed), all ordered, all rate-limited (limited), or plain (none: the "
+                             "run to compare with, what N more integrations cost without delivery control)")
     parser.add_argument("--warmup-events", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=120, help="max seconds to wait for deliveries")
     parser.add_argument("--app-dir", type=Path, default=ROOT,
@@ -730,8 +748,7 @@ async def main() -> int:
                 receiver.keys[f"w{n}"] = hmac_key(secret)
                 await api.connect_webhook(f"bench {n}", f"http://127.0.0.1:{rx_port}/hook/w{n}", secret)
             for n in range(args.controlled):
-                control = ({"ordering": "ORDERED"} if n % 2 == 0 else
-                           {"rateLimit": {"requests": 100, "perSeconds": 1}, "maxConcurrency": 2})
+                control = CONTROLS[side_kind(args.control, n)]
                 await api.connect_webhook(f"controlled {n}", f"http://127.0.0.1:{rx_port}/hook/side{n}",
                                           new_secret(), **control)
 
@@ -761,11 +778,11 @@ async def main() -> int:
             receiver.side_in_throughput = receiver.side
             receiver.side_by_name_in_throughput = dict(receiver.side_by_name)
             duplicates = receiver.duplicates
-            if args.controlled and args.drain_limited > 0:
+            limited = [f"side{n}" for n in range(args.controlled) if side_kind(args.control, n) == "limited"]
+            if limited and args.drain_limited > 0:
                 # The latency phase starts from the same place whatever the throughput phase's speed: the
                 # rate-limited integrations' backlog sent (the ordered lanes go one at a time: theirs stays).
                 expected = args.warmup_events + args.events
-                limited = [f"side{n}" for n in range(args.controlled) if n % 2 == 1]
                 begun = time.perf_counter()
                 while (time.perf_counter() - begun < args.drain_limited
                        and any(receiver.side_by_name.get(name, 0) < expected for name in limited)):
