@@ -36,6 +36,7 @@ DEFAULT_RATES: Mapping[str, tuple[int, float]] = {"SLACK": (1, 1.0), "DISCORD": 
 # After a 429: no sends for Retry-After (else this), then half the rate for SLOW_SECONDS.
 PAUSE_SECONDS = 5.0
 SLOW_SECONDS = 60.0
+SLOW_FACTOR = 2  # the window is this many times as long while slowed
 MAX_PAUSE_SECONDS = 3600.0
 # How long a concurrency lease lives when its worker never gives it back (it died mid-send).
 LEASE_SECONDS = 60.0
@@ -192,6 +193,57 @@ return {0, 0, 0}
 """
 
 
+# Booking, when deliveries are published: each send of a rate-limited integration is given its slot
+# in the schedule (the sends made and the slots given), so the job that carries it is queued for then
+# and the worker never has to claim it, put it back and claim it again. KEYS as above; ARGV: now_ms,
+# window_ms, requests, slow_factor, then the sends' names. Answers each send's wait_ms, in order.
+#
+# A slot is the earliest time, not before the slots given before it (so sends go in publish order) nor
+# before a 429's pause ends, at which the window ending there holds fewer than `requests` sends and
+# slots: a burst within the rate goes at once, the rest at the rate. Only the last `requests` entries of
+# the schedule decide it, so a booking costs the same however long the backlog.
+_BOOK = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local requests = tonumber(ARGV[3])
+if redis.call('EXISTS', KEYS[3]) == 1 then window = window * tonumber(ARGV[4]) end
+local start = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - 60000)
+local sent = redis.call('ZREVRANGE', KEYS[1], 0, requests - 1, 'WITHSCORES')
+local given = redis.call('ZREVRANGE', KEYS[6], 0, requests - 1, 'WITHSCORES')
+local newest = {}
+local i, j = 2, 2
+while #newest < requests and (i <= #sent or j <= #given) do
+  local a = sent[i] and tonumber(sent[i]) or nil
+  local b = given[j] and tonumber(given[j]) or nil
+  if b == nil or (a ~= nil and a >= b) then newest[#newest + 1] = a; i = i + 2
+  else newest[#newest + 1] = b; j = j + 2 end
+end
+local tail = {}
+for k = #newest, 1, -1 do tail[#tail + 1] = newest[k] end
+local first = 1
+local waits = {}
+local slot = start
+for n = 5, #ARGV do
+  slot = start
+  local count = #tail - first + 1
+  if count > 0 then slot = math.max(slot, tail[#tail]) end
+  if count >= requests then slot = math.max(slot, tail[#tail - requests + 1] + window) end
+  redis.call('ZADD', KEYS[6], slot, ARGV[n])
+  tail[#tail + 1] = slot
+  if #tail - first + 1 > requests then first = first + 1 end
+  waits[#waits + 1] = slot - now
+end
+if redis.call('PTTL', KEYS[6]) < slot - now + 61000 then
+  redis.call('PEXPIRE', KEYS[6], math.ceil(slot - now + 61000))
+end
+local last = tonumber(redis.call('GET', KEYS[5]) or '0')
+if slot > last then redis.call('SET', KEYS[5], slot, 'PX', math.ceil(slot - now + window + 1000)) end
+return waits
+"""
+
+
 PAUSED, NO_SLOT, RATE = 1, 2, 3  # why a send may not go now
 
 
@@ -214,6 +266,29 @@ class Throttle:
         self.redis = redis
         self.lease_seconds = lease_seconds
         self._script = redis.register_script(_ADMIT)
+        self._book = redis.register_script(_BOOK)
+
+    async def book(self, bookings: Sequence[tuple[str, Limits, Sequence[str]]]) -> list[list[float]]:
+        """For each (integration id, limits with a rate, the sends' names in publish order): the seconds
+        until each send's slot, kept for it (see `admit`). One round trip for all."""
+        now_ms = int(time.time() * 1000)
+
+        async def run() -> list:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for integration_id, limits, names in bookings:
+                    keys = _keys(integration_id)
+                    pipe.evalsha(self._book.sha, len(keys), *keys, now_ms, limits.per_seconds * 1000,
+                                 limits.requests, SLOW_FACTOR, *(f"r:{name}" for name in names))
+                return await pipe.execute()
+
+        if not bookings:
+            return []
+        try:
+            answers = await run()
+        except NoScriptError:
+            await self.redis.script_load(_BOOK)
+            answers = await run()
+        return [[max(int(wait), 0) / 1000 for wait in waits] for waits in answers]
 
     async def admit(self, requests: Sequence[tuple[str, Limits]],
                     send_ids: Sequence[str | None] | None = None) -> list[Admission]:
@@ -262,7 +337,7 @@ class Throttle:
                 window = 0 if limits.requests is None else limits.per_seconds * 1000
                 keys = _keys(integration_id)
                 pipe.evalsha(self._script.sha, len(keys), *keys, now_ms, window, limits.requests or 1,
-                             limits.max_concurrency or 0, token, now_ms + int(self.lease_seconds * 1000), 2,
+                             limits.max_concurrency or 0, token, now_ms + int(self.lease_seconds * 1000), SLOW_FACTOR,
                              reservation)
             if pause_keys:
                 pipe.mget(pause_keys)

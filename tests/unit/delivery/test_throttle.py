@@ -134,3 +134,41 @@ async def test_a_send_held_back_for_the_rate_keeps_its_place_for_when_it_comes_b
     # Its slot is spent: asking again for the same send is a new send, behind the others.
     [again] = await throttle.admit([(integration, limits)], ["b"])
     assert again.why == RATE and again.wait > 0.4
+
+
+async def test_sends_booked_at_publish_get_slots_in_order_a_burst_within_the_rate_at_once(throttle):
+    integration, limits = fresh(), Limits(requests=2, per_seconds=1.0)
+    [waits] = await throttle.book([(integration, limits, ["a", "b", "c", "d", "e"])])
+    assert waits[:2] == [0, 0]
+    assert waits[2:] == pytest.approx([1.0, 1.0, 2.0], abs=0.01)  # no window of 1 s holds more than 2
+    # A later publish is booked behind them, not beside the first ones.
+    [[later]] = await throttle.book([(integration, limits, ["f"])])
+    assert later == pytest.approx(2.0, abs=0.02)
+    # Two integrations in one round trip: one's backlog does not hold the other.
+    other = fresh()
+    first, second = await throttle.book([(integration, limits, ["g"]), (other, limits, ["h"])])
+    assert first[0] == pytest.approx(3.0, abs=0.02) and second == [0]
+
+
+async def test_a_booked_send_goes_at_its_slot_and_not_before(throttle):
+    integration, limits = fresh(), Limits(requests=1, per_seconds=0.4)
+    [waits] = await throttle.book([(integration, limits, ["a", "b"])])
+    assert waits[0] == 0 and waits[1] == pytest.approx(0.4, abs=0.01)
+    [first] = await throttle.admit([(integration, limits)], ["a"])
+    assert first.wait == 0
+    [early] = await throttle.admit([(integration, limits)], ["b"])
+    assert early.why == RATE and 0.3 < early.wait <= 0.4  # its slot is kept: asking early changes nothing
+    await asyncio.sleep(early.wait + 0.05)
+    [on_time] = await throttle.admit([(integration, limits)], ["b"])
+    assert on_time.wait == 0
+    # The sends made count too: one booked now waits for the window, behind "b".
+    [[next_one]] = await throttle.book([(integration, limits, ["c"])])
+    assert 0.3 < next_one <= 0.4
+
+
+async def test_booking_counts_from_the_end_of_a_429_pause_and_the_slowed_rate(throttle):
+    integration, limits = fresh(), Limits(requests=1, per_seconds=0.2)
+    await throttle.pause(integration, 0.5)
+    [waits] = await throttle.book([(integration, limits, ["a", "b"])])
+    assert 0.45 < waits[0] <= 0.5
+    assert waits[1] - waits[0] == pytest.approx(0.4, abs=0.01)  # the 0.2 s window doubled while slowed
