@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 from app.core import tracing
 from app.core.errors import CommonErrorCode, FieldError
 from app.core.logging import get_logger
-from app.delivery import batch_sql, event_schemas, filters, logic, metrics, ordering, updates
+from app.delivery import batch_sql, event_schemas, filters, logic, metrics, ordering, pacing, throttle, updates
 from app.delivery.health import SystemEvent
 from app.delivery.queue import QueuedSend, add_sends
 from app.delivery.runtime import Runtime
@@ -252,6 +252,9 @@ async def publish_events(unit: Unit, workspace_id: str, items: Sequence[EventInp
             plan.recipients = audience.recipients(plan.event.type, plan.event.form_id, plan.event.payload)
             plan.deliveries = [new_delivery(plan.event, r, now) for r in plan.recipients]
         await ordering.queue_behind([d for p in planned for d in p.deliveries], now)
+        await pacing.book([(d, throttle.limits_of(r.integration.type, r.integration.config))
+                           for p in planned for d, r in zip(p.deliveries, p.recipients, strict=True)
+                           if d.ordering_key is None], unit.runtime, now)
         written = await _write(workspace_id, planned)
         for plan in planned:
             results[plan.index] = written.get(plan.index) or Published(event=plan.event, deliveries=plan.deliveries,
@@ -351,7 +354,9 @@ async def queue_new(deliveries: list[Delivery], runtime: Runtime, form_slug: str
                 updates.DeliveryUpdate.of(
                     d, None, form_slugs.get(d.form_id) if form_slugs is not None and d.form_id else form_slug)
                 for d in deliveries])
-            add_sends(pipe, [QueuedSend(d.id, d.attempt_count + 1, traceparent=trace) for d in pending],
+            now = datetime.now(UTC)
+            add_sends(pipe, [QueuedSend(d.id, d.attempt_count + 1, traceparent=trace,
+                                        run_at=pacing.booked_run_at(d, now)) for d in pending],
                       serializer=runtime.redis.job_serializer, batch=True)
             await pipe.execute()
     except (OSError, RedisError):

@@ -13,6 +13,12 @@ put-back and another claim. Only as many wait so as the slots should get through
 (`LocalSlots.room_to_wait`; their jobs do not wait for them, see `sender`): the rest of a bigger burst is
 put back, each with the time the sends ahead of it should take, so a backlog neither fills the worker nor
 comes back all at once. A send the rate lets go within RATE_WAIT_SECONDS waits for its time the same way.
+
+Pacing starts when an event is published (`book`): each new send of a rate-limited integration is given
+its slot there, is written with `next_attempt_at` at that time and its job is queued for it
+(`booked_run_at`). A burst beyond the rate is then claimed once, when its turn comes, not claimed, put
+back and claimed again; the worker still asks the limiter before each send (the slot is kept for it),
+so a 429's pause or a late job is handled as above.
 """
 
 from __future__ import annotations
@@ -23,10 +29,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from app.core.logging import get_logger
 from app.delivery import batch_sql, throttle, updates
 from app.delivery.queue import QueuedSend, enqueue_sends
 from app.delivery.runtime import Runtime
 from app.models import Delivery, DeliveryStatus
+
+log = get_logger(__name__)
 
 HELD_BACK_FIELDS = ("status", "next_attempt_at", "locked_until", "updated_at")
 # Between the sends of an integration without limits of its own put back until a 429's pause ends, and
@@ -112,6 +121,40 @@ async def pace(deliveries: Sequence[Delivery], runtime: Runtime, trigger: str) -
     if later:  # the sends that may go start at once; this write runs beside them
         paced.putting_back = asyncio.ensure_future(_put_back(later, trigger, runtime))
     return paced
+
+
+async def book(sends: Sequence[tuple[Delivery, throttle.Limits]], runtime: Runtime, now: datetime) -> None:
+    """Before new deliveries are written: gives each of a rate-limited integration its slot, in order, and
+    sets its `next_attempt_at` to it (see the module's docstring); the others are left as they are. Without
+    Redis, or when it fails, nothing is booked: the worker's limiter check holds them back instead."""
+    by_integration: dict[str, list[Delivery]] = {}
+    limits: dict[str, throttle.Limits] = {}
+    for delivery, lim in sends:
+        if lim.requests is not None and delivery.status == DeliveryStatus.PENDING and delivery.blocked_by is None:
+            by_integration.setdefault(delivery.integration_id, []).append(delivery)
+            limits[delivery.integration_id] = lim
+    if not by_integration or runtime.throttle is None:
+        return
+    bookings = [(integration_id, limits[integration_id], [d.id for d in deliveries])
+                for integration_id, deliveries in by_integration.items()]
+    try:
+        answers = await runtime.throttle.book(bookings)
+    except Exception as exc:  # published all the same: the worker asks the limiter before each send
+        log.warning("sends not booked at publish", error=type(exc).__name__)
+        return
+    for deliveries, waits in zip(by_integration.values(), answers, strict=True):
+        for delivery, wait in zip(deliveries, waits, strict=True):
+            if wait > 0:
+                delivery.next_attempt_at = now + timedelta(seconds=wait)
+
+
+def booked_run_at(delivery: Delivery, now: datetime) -> datetime | None:
+    """When the job of a new delivery should run: None (now) unless `book` gave it a slot more than a tick
+    away; then that slot's tick, which it shares with the sends due within the same tick."""
+    due = delivery.next_attempt_at
+    if due is None or (due - now).total_seconds() <= JOB_TICK_SECONDS:
+        return None
+    return _next_tick(due)
 
 
 def _took(paced: Paced, delivery: Delivery, lease: str, runtime: Runtime) -> None:

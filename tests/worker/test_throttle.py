@@ -7,7 +7,11 @@ other integrations are not held up.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from app.delivery.batching import SendCoalescer
 from app.delivery.runtime import open_runtime
@@ -53,6 +57,38 @@ async def test_a_burst_goes_out_at_the_rate_and_other_integrations_are_not_held_
     for delivery_id in ids:
         delivery = await settled(delivery_id)
         assert delivery.status == "SUCCEEDED" and delivery.attempt_count == 1  # waiting was no failure
+
+
+async def test_a_burst_is_given_its_times_when_published_and_each_send_is_claimed_once(account, receiver):
+    """The sends beyond the rate are PENDING with their own time from the moment the event is published,
+    and no worker takes them before it (a send claimed early would be SENDING, then put back with a new
+    time): each goes once, at its time."""
+    url = receiver.script("/booked", (200, {}, b"ok"))
+    integration_id, _ = await connect_webhook(account, url, events=["booked.*"],
+                                              config={"url": url, "rateLimit": {"requests": 2, "perSeconds": 1}})
+    begun = datetime.now(UTC)
+    published = [await publish(account, "booked.sent", {"n": n}) for n in range(6)]
+    ids = [p["deliveries"][0]["id"] for p in published]
+    # The first two went at once; the others wait with their times: two at 1 s, two at 2 s.
+    waiting = await Delivery.filter(id__in=ids, status="PENDING").order_by("id")
+    due = {d.id: d.next_attempt_at for d in waiting}
+    assert sorted((at - begun).total_seconds() for at in due.values()) == pytest.approx([1, 1, 2, 2], abs=0.3)
+
+    watched_until = max(due.values()) - timedelta(seconds=0.2)
+    while datetime.now(UTC) < watched_until:
+        for delivery in await Delivery.filter(id__in=list(due)):
+            if due[delivery.id] - datetime.now(UTC) > timedelta(seconds=0.2):
+                assert delivery.status == "PENDING" and delivery.next_attempt_at == due[delivery.id]
+        await asyncio.sleep(0.05)
+
+    received = await receiver.wait_for("/booked", 6, timeout=10)
+    assert sorted(json.loads(r.body)["data"]["n"] for r in received) == list(range(6))
+    for delivery_id in ids:
+        delivery = await settled(delivery_id)
+        assert delivery.status == "SUCCEEDED" and delivery.attempt_count == 1
+    times = sorted(r.at for r in received)
+    for i in range(len(times) - 2):
+        assert times[i + 2] - times[i] >= 0.9, gaps(received)
 
 
 async def test_max_concurrency_holds_sends_to_that_many_at_once(account, receiver):
