@@ -200,8 +200,9 @@ return {0, 0, 0}
 #
 # A slot is the earliest time, not before the slots given before it (so sends go in publish order) nor
 # before a 429's pause ends, at which the window ending there holds fewer than `requests` sends and
-# slots: a burst within the rate goes at once, the rest at the rate. Only the last `requests` entries of
-# the schedule decide it, so a booking costs the same however long the backlog.
+# slots: a burst within the rate goes at once, the rest at the rate. Only the newest entry and the one
+# `requests` places before the end of the schedule decide it, and the slots still to come are newer than
+# every send made: with a backlog, booking one send reads two entries, however long the backlog.
 _BOOK = """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -210,30 +211,51 @@ if redis.call('EXISTS', KEYS[3]) == 1 then window = window * tonumber(ARGV[4]) e
 local start = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - 60000)
-local sent = redis.call('ZREVRANGE', KEYS[1], 0, requests - 1, 'WITHSCORES')
-local given = redis.call('ZREVRANGE', KEYS[6], 0, requests - 1, 'WITHSCORES')
-local newest = {}
-local i, j = 2, 2
-while #newest < requests and (i <= #sent or j <= #given) do
-  local a = sent[i] and tonumber(sent[i]) or nil
-  local b = given[j] and tonumber(given[j]) or nil
-  if b == nil or (a ~= nil and a >= b) then newest[#newest + 1] = a; i = i + 2
-  else newest[#newest + 1] = b; j = j + 2 end
+local n = #ARGV - 4
+local future = redis.call('ZCOUNT', KEYS[6], '(' .. now, '+inf')
+local count = redis.call('ZCARD', KEYS[1]) + redis.call('ZCOUNT', KEYS[6], '(' .. (now - window), '+inf')
+-- The schedule's entries by rank, newest first (0: the newest), for the ranks [lo, hi]: the slots to
+-- come by rank; below them the sends made and the slots not yet taken up, merged.
+local ranked = {}
+local function fetch(lo, hi)
+  if hi < lo then return end
+  if lo < future then
+    local top = redis.call('ZREVRANGE', KEYS[6], lo, math.min(hi, future - 1), 'WITHSCORES')
+    for i = 2, #top, 2 do ranked[lo + i / 2 - 1] = tonumber(top[i]) end
+  end
+  if hi >= future then
+    local want = hi - future + 1
+    local sent = redis.call('ZREVRANGE', KEYS[1], 0, want - 1, 'WITHSCORES')
+    local given = redis.call('ZREVRANGEBYSCORE', KEYS[6], now, '-inf', 'WITHSCORES', 'LIMIT', 0, want)
+    local i, j, p = 2, 2, 0
+    while p < want and (i <= #sent or j <= #given) do
+      local a = sent[i] and tonumber(sent[i]) or nil
+      local b = given[j] and tonumber(given[j]) or nil
+      local value
+      if b == nil or (a ~= nil and a >= b) then value = a; i = i + 2 else value = b; j = j + 2 end
+      if future + p >= lo then ranked[future + p] = value end
+      p = p + 1
+    end
+  end
 end
-local tail = {}
-for k = #newest, 1, -1 do tail[#tail + 1] = newest[k] end
-local first = 1
+if count > 0 then fetch(0, 0) end
+fetch(math.max(1, requests - n), math.min(requests, count) - 1)
+local booked = {}
 local waits = {}
 local slot = start
-for n = 5, #ARGV do
+for j = 0, n - 1 do
   slot = start
-  local count = #tail - first + 1
-  if count > 0 then slot = math.max(slot, tail[#tail]) end
-  if count >= requests then slot = math.max(slot, tail[#tail - requests + 1] + window) end
-  redis.call('ZADD', KEYS[6], slot, ARGV[n])
-  tail[#tail + 1] = slot
-  if #tail - first + 1 > requests then first = first + 1 end
-  waits[#waits + 1] = slot - now
+  local newest = ranked[0]
+  if j > 0 then newest = booked[j - 1] end
+  if newest then slot = math.max(slot, newest) end
+  if count + j >= requests then
+    local kth
+    if j >= requests then kth = booked[j - requests] else kth = ranked[requests - 1 - j] end
+    if kth then slot = math.max(slot, kth + window) end
+  end
+  booked[j] = slot
+  redis.call('ZADD', KEYS[6], slot, ARGV[5 + j])
+  waits[j + 1] = slot - now
 end
 if redis.call('PTTL', KEYS[6]) < slot - now + 61000 then
   redis.call('PEXPIRE', KEYS[6], math.ceil(slot - now + 61000))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -143,7 +144,7 @@ async def test_sends_booked_at_publish_get_slots_in_order_a_burst_within_the_rat
     assert waits[2:] == pytest.approx([1.0, 1.0, 2.0], abs=0.01)  # no window of 1 s holds more than 2
     # A later publish is booked behind them, not beside the first ones.
     [[later]] = await throttle.book([(integration, limits, ["f"])])
-    assert later == pytest.approx(2.0, abs=0.02)
+    assert later == pytest.approx(2.0, abs=0.1)  # counted from this later call
     # Two integrations in one round trip: one's backlog does not hold the other.
     other = fresh()
     first, second = await throttle.book([(integration, limits, ["g"]), (other, limits, ["h"])])
@@ -172,3 +173,30 @@ async def test_booking_counts_from_the_end_of_a_429_pause_and_the_slowed_rate(th
     [waits] = await throttle.book([(integration, limits, ["a", "b"])])
     assert 0.45 < waits[0] <= 0.5
     assert waits[1] - waits[0] == pytest.approx(0.4, abs=0.01)  # the 0.2 s window doubled while slowed
+
+
+async def test_booked_slots_never_put_more_than_the_rate_in_a_window_however_they_are_asked_for(throttle):
+    """Sends made, then bookings one at a time and many at once: in order, and no window of `perSeconds`
+    holds more than `requests` of the sends and slots together."""
+    integration, limits = fresh(), Limits(requests=3, per_seconds=1.0)
+    began = time.time()
+    made = await throttle.admit([(integration, limits)] * 2)
+    assert all(a.wait == 0 for a in made)
+    schedule = [began, began]  # when each send goes, on this clock (each answer counts from its call)
+
+    async def book(names: list[str]) -> None:
+        asked = time.time()
+        [waits] = await throttle.book([(integration, limits, names)])
+        schedule.extend(asked + wait for wait in waits)
+
+    await book([f"a{n}" for n in range(7)])
+    for n in range(5):
+        await book([f"b{n}"])
+    await book(["c0", "c1", "c2", "c3"])
+    assert all(b >= a - 0.01 for a, b in zip(schedule, schedule[1:], strict=False)), schedule
+    for end in schedule:
+        assert sum(1 for t in schedule if end - 1.0 + 0.01 < t <= end + 0.01) <= 3, schedule
+    # At the rate, not slower: one more beside the two sends, then three to a window.
+    offsets = [t - began for t in schedule]
+    assert offsets[2] == pytest.approx(0, abs=0.05) and offsets[3] == pytest.approx(1.0, abs=0.05)
+    assert offsets[-1] == pytest.approx(5.0, abs=0.1)
