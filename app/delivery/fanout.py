@@ -253,8 +253,8 @@ async def publish_events(unit: Unit, workspace_id: str, items: Sequence[EventInp
             plan.deliveries = [new_delivery(plan.event, r, now) for r in plan.recipients]
         await ordering.queue_behind([d for p in planned for d in p.deliveries], now)
         await pacing.book([(d, throttle.limits_of(r.integration.type, r.integration.config))
-                           for p in planned for d, r in zip(p.deliveries, p.recipients, strict=True)
-                           if d.ordering_key is None], unit.runtime, now)
+                           for p in planned for d, r in zip(p.deliveries, p.recipients, strict=True)],
+                          unit.runtime, now)
         written = await _write(workspace_id, planned)
         for plan in planned:
             results[plan.index] = written.get(plan.index) or Published(event=plan.event, deliveries=plan.deliveries,

@@ -29,13 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from app.core.logging import get_logger
+from redis.exceptions import RedisError
+
 from app.delivery import batch_sql, throttle, updates
 from app.delivery.queue import QueuedSend, enqueue_sends
 from app.delivery.runtime import Runtime
 from app.models import Delivery, DeliveryStatus
-
-log = get_logger(__name__)
 
 HELD_BACK_FIELDS = ("status", "next_attempt_at", "locked_until", "updated_at")
 # Between the sends of an integration without limits of its own put back until a 429's pause ends, and
@@ -125,12 +124,14 @@ async def pace(deliveries: Sequence[Delivery], runtime: Runtime, trigger: str) -
 
 async def book(sends: Sequence[tuple[Delivery, throttle.Limits]], runtime: Runtime, now: datetime) -> None:
     """Before new deliveries are written: gives each of a rate-limited integration its slot, in order, and
-    sets its `next_attempt_at` to it (see the module's docstring); the others are left as they are. Without
+    sets its `next_attempt_at` to it (see the module's docstring); the others are left as they are, and so
+    are an ordered lane's (each is queued when the one ahead finishes, and asks the limiter then). Without
     Redis, or when it fails, nothing is booked: the worker's limiter check holds them back instead."""
     by_integration: dict[str, list[Delivery]] = {}
     limits: dict[str, throttle.Limits] = {}
     for delivery, lim in sends:
-        if lim.requests is not None and delivery.status == DeliveryStatus.PENDING and delivery.blocked_by is None:
+        if (lim.requests is not None and delivery.status == DeliveryStatus.PENDING and delivery.blocked_by is None
+                and delivery.ordering_key is None):
             by_integration.setdefault(delivery.integration_id, []).append(delivery)
             limits[delivery.integration_id] = lim
     if not by_integration or runtime.throttle is None:
@@ -139,8 +140,7 @@ async def book(sends: Sequence[tuple[Delivery, throttle.Limits]], runtime: Runti
                 for integration_id, deliveries in by_integration.items()]
     try:
         answers = await runtime.throttle.book(bookings)
-    except Exception as exc:  # published all the same: the worker asks the limiter before each send
-        log.warning("sends not booked at publish", error=type(exc).__name__)
+    except (OSError, RedisError):  # published all the same (Redis being away is reported by its health check)
         return
     for deliveries, waits in zip(by_integration.values(), answers, strict=True):
         for delivery, wait in zip(deliveries, waits, strict=True):

@@ -340,9 +340,12 @@ async def test_redis_outage_keeps_publishing_and_refuses_what_needs_redis(receiv
             token = serve.token()
             async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
                 url = receiver.script("/redis-outage", (200, {}, b"ok"))
-                connected = (await gql(http, token, CONNECT, {"input": {
-                    "workspace": "default", "type": "WEBHOOK", "name": "hook", "config": {"url": url}}})).json()
-                assert connected["data"]["integrationConnect"]["errors"] == [], connected
+                limited_url = receiver.script("/redis-outage-limited", (200, {}, b"ok"))
+                for name, config in (("hook", {"url": url}),
+                                     ("limited", {"url": limited_url, "rateLimit": {"requests": 1, "perSeconds": 1}})):
+                    connected = (await gql(http, token, CONNECT, {"input": {
+                        "workspace": "default", "type": "WEBHOOK", "name": name, "config": config}})).json()
+                    assert connected["data"]["integrationConnect"]["errors"] == [], connected
 
                 await proxy.close()
                 published = await gql(http, token, PUBLISH, {"input": {
@@ -361,9 +364,12 @@ async def test_redis_outage_keeps_publishing_and_refuses_what_needs_redis(receiv
 
                 await proxy.open()
                 await eventually(lambda: _ready(http), timeout=20, what="/readyz to answer 200")
-                # The publish made while Redis was away is delivered: the sweeper queued it.
+                # The publish made while Redis was away is delivered: the sweeper queued it. So is the
+                # rate-limited integration's, which could not be given its slot when published.
                 [delivered] = await receiver.wait_for("/redis-outage", 1, timeout=30)
                 assert b'"n":2' in delivered.body.replace(b" ", b"")
+                [limited] = await receiver.wait_for("/redis-outage-limited", 1, timeout=30)
+                assert b'"n":2' in limited.body.replace(b" ", b"")
                 # Back: the OAuth connect URL works again (the process's second counted request).
                 oauth = (await gql(http, token, CONNECT_URL, {"input": {
                     "workspace": "default", "type": "HUBSPOT",
