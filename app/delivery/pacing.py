@@ -174,14 +174,15 @@ async def wait_for_slot(paced: Paced, delivery: Delivery, limits: throttle.Limit
     try:
         while True:
             remaining = deadline - time.monotonic()
+            handed = None  # the lease of the send that finished, handed over to this one
             if after > 0:
                 await asyncio.sleep(after)
                 after = 0.0
             elif remaining > 0 and runtime.slots.holding(integration_id):
-                await runtime.slots.next_turn(integration_id, remaining)
+                handed = await runtime.slots.next_turn(integration_id, remaining)
             try:
-                [admission] = await runtime.throttle.admit([(integration_id, limits)], [delivery.id])
-            except Exception:  # Redis away: back to waiting, the job or the sweeper brings it
+                [admission] = await runtime.throttle.admit([(integration_id, limits)], [delivery.id], [handed])
+            except Exception:  # Redis away: back to waiting, the job or the sweeper brings it (a lease expires)
                 admission = throttle.Admission(wait=CONCURRENCY_SPACING, why=throttle.NO_SLOT)
             if admission.wait == 0:
                 if admission.lease:
@@ -203,15 +204,19 @@ async def wait_for_slot(paced: Paced, delivery: Delivery, limits: throttle.Limit
 
 
 async def release(paced: Paced, delivery: Delivery, runtime: Runtime) -> None:
+    """After a send: its concurrency slot goes to a send waiting for one here (which gives the lease back
+    in the limiter call that takes a new one: one round trip, not two), else back to Redis."""
     held = paced.leases.pop(delivery.id, None)
     if held is None:
         return
+    integration_id, lease = held
+    if runtime.slots.gave_back(integration_id, lease):
+        return
     if runtime.throttle is not None:
         try:
-            await runtime.throttle.release(*held)
+            await runtime.throttle.release(integration_id, lease)
         except Exception:  # Redis away: the lease expires on its own
             pass
-    runtime.slots.gave_back(held[0])
 
 
 async def after_response(delivery: Delivery, status: int | None, retry_after: float | None,

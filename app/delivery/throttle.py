@@ -132,8 +132,8 @@ def _number(value: Any, integer: bool = False) -> bool:
 # KEYS: sent (a sorted set of send times), pause, slow, leases, next (the slot the last send held back
 # was given), reserved (the slots given to sends held back, by the sends' names). ARGV: now_ms, window_ms
 # (0: no rate), requests, max_concurrency (0: none), lease_token, lease_until_ms, slow_factor, the send's
-# name. Answers {wait_ms, took_lease, why} (why: 0 go, 1 paused, 2 every concurrency slot taken, 3 the
-# rate).
+# name, the lease handed over to this send ("" for none: it is given back first, in the same call).
+# Answers {wait_ms, took_lease, why} (why: 0 go, 1 paused, 2 every concurrency slot taken, 3 the rate).
 #
 # No window ever holds more than `requests` sends. Sends held back for the rate are given slots one
 # interval (window / requests) apart, so a backlog wakes at the rate, not all at once. A send keeps its
@@ -145,6 +145,7 @@ local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local requests = tonumber(ARGV[3])
 local max_cc = tonumber(ARGV[4])
+if ARGV[9] ~= '' then redis.call('ZREM', KEYS[4], ARGV[9]) end
 local pause = tonumber(redis.call('GET', KEYS[2]) or '0')
 if pause > now then return {pause - now, 0, 1} end
 if max_cc > 0 then
@@ -313,29 +314,34 @@ class Throttle:
         return [[max(int(wait), 0) / 1000 for wait in waits] for waits in answers]
 
     async def admit(self, requests: Sequence[tuple[str, Limits]],
-                    send_ids: Sequence[str | None] | None = None) -> list[Admission]:
+                    send_ids: Sequence[str | None] | None = None,
+                    handed: Sequence[str | None] | None = None) -> list[Admission]:
         """For each (integration id, limits), in order: may a send go now? One round trip for all.
 
         `send_ids` (the deliveries' ids) name each send's slot when the rate holds it back: asked again
-        for the same send, its slot is kept for it, ahead of sends that came later.
+        for the same send, its slot is kept for it, ahead of sends that came later. `handed`: a lease a
+        finished send of this process handed over to this one (`LocalSlots.gave_back`), given back in the
+        same call, before the check.
         A limited integration runs the Lua script once per send; one without limits of its own only
         has to be not paused by a 429, so all of those are read with one MGET of their pause keys."""
         now_ms = int(time.time() * 1000)
         tokens = [secrets.token_hex(8) if limits.limited else None for _, limits in requests]
         names = list(send_ids) if send_ids is not None else [None] * len(requests)
         reservations = [f"r:{name or token}" for name, token in zip(names, tokens, strict=True)]
+        leases = [lease or "" for lease in handed] if handed is not None else [""] * len(requests)
         try:
-            answers = await self._run(requests, tokens, reservations, now_ms)
+            answers = await self._run(requests, tokens, reservations, leases, now_ms)
         except NoScriptError:  # a Redis restarted or flushed since: load the script, then once more
             await self.redis.script_load(_ADMIT)
-            answers = await self._run(requests, tokens, reservations, now_ms)
+            answers = await self._run(requests, tokens, reservations, leases, now_ms)
         return [Admission(wait=int(wait_ms) / 1000, lease=token if took else None, why=int(why))
                 for (wait_ms, took, why), token in zip(answers, tokens, strict=True)]
 
     async def _run(self, requests: Sequence[tuple[str, Limits]], tokens: list[str | None], reservations: list[str],
-                   now_ms: int) -> list:
+                   leases: list[str], now_ms: int) -> list:
         unlimited = list(dict.fromkeys(i for (i, limits) in requests if not limits.limited))
-        scripted = await self._scripted(requests, tokens, reservations, now_ms, [_keys(i)[1] for i in unlimited])
+        scripted = await self._scripted(requests, tokens, reservations, leases, now_ms,
+                                        [_keys(i)[1] for i in unlimited])
         pauses = dict(zip(unlimited, scripted.pop(), strict=True)) if unlimited else {}
         answers = []
         scripted_answers = iter(scripted)
@@ -348,19 +354,20 @@ class Throttle:
         return answers
 
     async def _scripted(self, requests: Sequence[tuple[str, Limits]], tokens: list[str | None],
-                        reservations: list[str], now_ms: int, pause_keys: list[str]) -> list:
+                        reservations: list[str], leases: list[str], now_ms: int, pause_keys: list[str]) -> list:
         """The script's answers for the limited requests, then (when there are `pause_keys`) their MGET."""
         # EVALSHA in a plain pipeline: a pipeline given the Script object asks Redis whether the script
         # exists, in a round trip of its own, every time.
         async with self.redis.pipeline(transaction=False) as pipe:
-            for (integration_id, limits), token, reservation in zip(requests, tokens, reservations, strict=True):
+            for (integration_id, limits), token, reservation, lease in zip(requests, tokens, reservations, leases,
+                                                                          strict=True):
                 if not limits.limited:
                     continue
                 window = 0 if limits.requests is None else limits.per_seconds * 1000
                 keys = _keys(integration_id)
                 pipe.evalsha(self._script.sha, len(keys), *keys, now_ms, window, limits.requests or 1,
                              limits.max_concurrency or 0, token, now_ms + int(self.lease_seconds * 1000), SLOW_FACTOR,
-                             reservation)
+                             reservation, lease)
             if pause_keys:
                 pipe.mget(pause_keys)
             return await pipe.execute()
@@ -403,7 +410,10 @@ class LocalSlots:
         self._held[integration_id] = self._held.get(integration_id, 0) + 1
         self._taken_at.setdefault(integration_id, deque()).append(time.monotonic())
 
-    def gave_back(self, integration_id: str) -> None:
+    def gave_back(self, integration_id: str, lease: str | None = None) -> bool:
+        """A send of the integration finished. The first send waiting here for one of its slots takes the
+        slot over, `lease` and all (True: the caller must not give the lease back to Redis; the waiting send
+        does, in its own limiter call). False: no send waits here, give it back."""
         if taken := self._taken_at.get(integration_id):
             seconds = time.monotonic() - taken.popleft()
             if not taken:
@@ -416,13 +426,16 @@ class LocalSlots:
         else:
             self._held.pop(integration_id, None)
         queue = self._waiters.get(integration_id)
+        handed = False
         while queue:
             turn = queue.popleft()
             if not turn.done():  # one that gave up waiting is skipped
-                turn.set_result(None)
+                turn.set_result(lease)
+                handed = lease is not None
                 break
         if queue is not None and not queue:
             self._waiters.pop(integration_id, None)
+        return handed
 
     def waiting(self, integration_id: str) -> int:
         return self._waiting.get(integration_id, 0)
@@ -451,16 +464,18 @@ class LocalSlots:
     def holding(self, integration_id: str) -> bool:
         return self._held.get(integration_id, 0) > 0
 
-    async def next_turn(self, integration_id: str, timeout: float) -> bool:
-        """Waits until this process gives back a slot of the integration (True), or `timeout` (False)."""
+    async def next_turn(self, integration_id: str, timeout: float) -> str | None:
+        """Waits until this process gives back a slot of the integration, or `timeout`: the lease handed
+        over with it (see `gave_back`), else None."""
         turn = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(integration_id, deque()).append(turn)
         self._waiting[integration_id] = self._waiting.get(integration_id, 0) + 1
         try:
-            await asyncio.wait_for(turn, timeout)
-            return True
+            # A lease handed over is never lost to a cancel: wait_for (Python 3.11) answers a result that came
+            # with the cancel, and the send goes.
+            return await asyncio.wait_for(turn, timeout)
         except TimeoutError:
-            return False
+            return None
         finally:
             if (left := self._waiting[integration_id] - 1) > 0:
                 self._waiting[integration_id] = left

@@ -67,6 +67,28 @@ async def test_a_burst_waits_for_the_slots_this_process_holds_and_goes_as_they_f
     assert {d.status for d in await Delivery.filter(id__in=[d.id for d in burst])} == {DeliveryStatus.SENDING}
 
 
+async def test_a_slot_given_back_goes_to_the_send_waiting_here_in_one_limiter_call(db, runtime):
+    """The finished send hands its lease to the send waiting in this process, which gives it back in the
+    limiter call that takes its own: another worker asking meanwhile finds the slot taken, and no lease is
+    left behind."""
+    burst = await _claimed(3, maxConcurrency=1)
+    leases_key = throttle._keys(burst[0].integration_id)[3]
+    elsewhere = Runtime(settings=runtime.settings, session=None, redis=runtime.redis, box=None)
+    paced = await pacing.pace(burst, runtime, "automatic")
+    assert paced.go == burst[:1] and len(paced.waiting) == 2
+    waiters = [asyncio.ensure_future(pacing.wait_for_slot(paced, d, lim, runtime)) for d, lim in paced.waiting]
+    await asyncio.sleep(0.05)
+    for finished, waiter in zip(burst, waiters, strict=False):
+        await pacing.release(paced, finished, runtime)
+        [other] = await elsewhere.throttle.admit([(finished.integration_id, throttle.Limits(max_concurrency=1))])
+        assert other.why == throttle.NO_SLOT  # handed over, not freed for whoever asks first
+        assert await waiter is True
+        assert await runtime.redis.zcard(leases_key) == 1
+    await pacing.release(paced, burst[2], runtime)
+    assert await runtime.redis.zcard(leases_key) == 0
+    await paced.settled()
+
+
 async def test_what_still_waits_after_the_chain_time_goes_back_to_waiting(db, runtime):
     burst = await _claimed(3, maxConcurrency=1)
     paced = await pacing.pace(burst, runtime, "automatic")
