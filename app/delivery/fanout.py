@@ -252,9 +252,11 @@ async def publish_events(unit: Unit, workspace_id: str, items: Sequence[EventInp
             plan.recipients = audience.recipients(plan.event.type, plan.event.form_id, plan.event.payload)
             plan.deliveries = [new_delivery(plan.event, r, now) for r in plan.recipients]
         await ordering.queue_behind([d for p in planned for d in p.deliveries], now)
-        await pacing.book([(d, throttle.limits_of(r.integration.type, r.integration.config))
-                           for p in planned for d, r in zip(p.deliveries, p.recipients, strict=True)],
-                          unit.runtime, now)
+        booked = await pacing.book([(d, throttle.limits_of(r.integration.type, r.integration.config))
+                                    for p in planned for d, r in zip(p.deliveries, p.recipients, strict=True)],
+                                   unit.runtime, now)
+        if booked:  # a publish that fails (the database away, say) leaves no empty slots for others to wait behind
+            unit.after_rollback(lambda: pacing.unbook(booked, unit.runtime))
         written = await _write(workspace_id, planned)
         for plan in planned:
             results[plan.index] = written.get(plan.index) or Published(event=plan.event, deliveries=plan.deliveries,

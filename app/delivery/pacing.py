@@ -122,11 +122,13 @@ async def pace(deliveries: Sequence[Delivery], runtime: Runtime, trigger: str) -
     return paced
 
 
-async def book(sends: Sequence[tuple[Delivery, throttle.Limits]], runtime: Runtime, now: datetime) -> None:
+async def book(sends: Sequence[tuple[Delivery, throttle.Limits]], runtime: Runtime,
+               now: datetime) -> list[Delivery]:
     """Before new deliveries are written: gives each of a rate-limited integration its slot, in order, and
     sets its `next_attempt_at` to it (see the module's docstring); the others are left as they are, and so
-    are an ordered lane's (each is queued when the one ahead finishes, and asks the limiter then). Without
-    Redis, or when it fails, nothing is booked: the worker's limiter check holds them back instead."""
+    are an ordered lane's (each is queued when the one ahead finishes, and asks the limiter then). Answers
+    the deliveries booked: `unbook` them if they are not written. Without Redis, or when it fails, nothing
+    is booked: the worker's limiter check holds them back instead."""
     by_integration: dict[str, list[Delivery]] = {}
     limits: dict[str, throttle.Limits] = {}
     for delivery, lim in sends:
@@ -135,17 +137,32 @@ async def book(sends: Sequence[tuple[Delivery, throttle.Limits]], runtime: Runti
             by_integration.setdefault(delivery.integration_id, []).append(delivery)
             limits[delivery.integration_id] = lim
     if not by_integration or runtime.throttle is None:
-        return
+        return []
     bookings = [(integration_id, limits[integration_id], [d.id for d in deliveries])
                 for integration_id, deliveries in by_integration.items()]
     try:
         answers = await runtime.throttle.book(bookings)
     except (OSError, RedisError):  # published all the same (Redis being away is reported by its health check)
-        return
+        return []
     for deliveries, waits in zip(by_integration.values(), answers, strict=True):
         for delivery, wait in zip(deliveries, waits, strict=True):
             if wait > 0:
                 delivery.next_attempt_at = now + timedelta(seconds=wait)
+    return [d for deliveries in by_integration.values() for d in deliveries]
+
+
+async def unbook(deliveries: Sequence[Delivery], runtime: Runtime) -> None:
+    """Gives back the slots `book` gave deliveries that were not written (their publish failed): the sends
+    booked after them are not held back behind empty slots. (An event that loses its idempotency key to a
+    concurrent publish keeps its deliveries' slots until they expire, a minute after their time.)"""
+    by_integration: dict[str, list[str]] = {}
+    for delivery in deliveries:
+        by_integration.setdefault(delivery.integration_id, []).append(delivery.id)
+    if by_integration and runtime.throttle is not None:
+        try:
+            await runtime.throttle.unbook(list(by_integration.items()))
+        except (OSError, RedisError):  # the slots expire a minute after their time
+            pass
 
 
 def booked_run_at(delivery: Delivery, now: datetime) -> datetime | None:

@@ -267,6 +267,21 @@ return waits
 """
 
 
+# Giving back the slots booked for sends that will not be made (their publish failed). KEYS: reserved,
+# next. ARGV: the sends' names. `next` (where the admit script puts a send it holds back) moves back to
+# the last slot still given.
+_UNBOOK = """
+for n = 1, #ARGV do redis.call('ZREM', KEYS[1], ARGV[n]) end
+local top = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #top == 0 then
+  redis.call('DEL', KEYS[2])
+elseif tonumber(redis.call('GET', KEYS[2]) or '0') > tonumber(top[2]) then
+  redis.call('SET', KEYS[2], top[2], 'KEEPTTL')
+end
+return 0
+"""
+
+
 PAUSED, NO_SLOT, RATE = 1, 2, 3  # why a send may not go now
 
 
@@ -290,6 +305,7 @@ class Throttle:
         self.lease_seconds = lease_seconds
         self._script = redis.register_script(_ADMIT)
         self._book = redis.register_script(_BOOK)
+        self._unbook = redis.register_script(_UNBOOK)
 
     async def book(self, bookings: Sequence[tuple[str, Limits, Sequence[str]]]) -> list[list[float]]:
         """For each (integration id, limits with a rate, the sends' names in publish order): the seconds
@@ -371,6 +387,25 @@ class Throttle:
             if pause_keys:
                 pipe.mget(pause_keys)
             return await pipe.execute()
+
+    async def unbook(self, bookings: Sequence[tuple[str, Sequence[str]]]) -> None:
+        """Gives back the slots `book` gave these sends, (integration id, the sends' names): their publish
+        failed. One round trip for all."""
+
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for integration_id, names in bookings:
+                    keys = _keys(integration_id)
+                    pipe.evalsha(self._unbook.sha, 2, keys[5], keys[4], *(f"r:{name}" for name in names))
+                await pipe.execute()
+
+        if not bookings:
+            return
+        try:
+            await run()
+        except NoScriptError:
+            await self.redis.script_load(_UNBOOK)
+            await run()
 
     async def release(self, integration_id: str, lease: str) -> None:
         await self.redis.zrem(_keys(integration_id)[3], lease)

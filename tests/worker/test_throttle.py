@@ -177,3 +177,26 @@ async def test_limits_are_checked_and_slack_defaults_to_one_a_second(account, re
     received = await receiver.wait_for("/slack-burst", 3, timeout=15)
     times = sorted(r.at for r in received)
     assert times[2] - times[0] >= 1.8, gaps(received)
+
+
+async def test_slots_booked_by_a_publish_that_fails_are_given_back(account, receiver, settings):
+    """Publishes that roll back (the database away, the request failing after them) book slots they never
+    use: given back, the next event does not wait behind them."""
+    url = receiver.script("/after-a-failed-publish", (200, {}, b"ok"))
+    await connect_webhook(account, url, events=["undone.*"],
+                          config={"url": url, "rateLimit": {"requests": 1, "perSeconds": 1}})
+    workspace = await Workspace.get(slug=account.slug)
+    publishing = await open_runtime(settings, settings.redis_url)
+    try:
+        with pytest.raises(RuntimeError):
+            async with unit_of_work(publishing) as unit:
+                for n in range(5):
+                    await events.publish(unit, workspace, "undone.sent", {"n": n})
+                raise RuntimeError("the request failed after publishing")
+    finally:
+        await publishing.close()
+    assert await Delivery.filter(workspace_id=workspace.id, event_type="undone.sent").count() == 0
+    begun = time.monotonic()
+    await publish(account, "undone.sent", {"n": 5})
+    [received] = await receiver.wait_for("/after-a-failed-publish", 1, timeout=10)
+    assert received.at - begun < 1.0  # not five seconds later, behind the slots of the events rolled back

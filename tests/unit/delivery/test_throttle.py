@@ -200,3 +200,15 @@ async def test_booked_slots_never_put_more_than_the_rate_in_a_window_however_the
     offsets = [t - began for t in schedule]
     assert offsets[2] == pytest.approx(0, abs=0.05) and offsets[3] == pytest.approx(1.0, abs=0.05)
     assert offsets[-1] == pytest.approx(5.0, abs=0.1)
+
+
+async def test_slots_given_back_are_booked_again_and_no_send_is_held_behind_them(throttle):
+    integration, limits = fresh(), Limits(requests=1, per_seconds=0.5)
+    [waits] = await throttle.book([(integration, limits, ["a", "b", "c"])])
+    assert waits == pytest.approx([0, 0.5, 1.0], abs=0.01)
+    await throttle.unbook([(integration, ["b", "c"])])
+    [[again]] = await throttle.book([(integration, limits, ["d"])])
+    assert again == pytest.approx(0.5, abs=0.02)  # right behind "a", not behind the slots given back
+    # A send the worker holds back is not put behind them either.
+    [made, held] = await throttle.admit([(integration, limits)] * 2, ["a", "e"])
+    assert made.wait == 0 and held.why == RATE and held.wait == pytest.approx(1.0, abs=0.05)  # behind "d"
