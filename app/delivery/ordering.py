@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+
 from app.core.errors import CommonErrorCode, FieldError
 from app.delivery import batch_sql, updates
 from app.delivery.queue import QueuedSend, enqueue_sends
@@ -74,27 +76,39 @@ def lane_of(config: Mapping[str, Any] | None, payload: Any) -> str | None:
     return str(value)[:MAX_LANE_LENGTH]
 
 
-async def first_of_lanes(lanes: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """The earliest unfinished delivery of each (integration id, lane): one index probe per lane and
-    unfinished status (the index ends in id), however long the lane's backlog or history."""
-    lanes = sorted(set(lanes))
-    if not lanes:
-        return {}
-    db = Delivery._choose_db(False)
-    postgres = db.capabilities.dialect == "postgres"
-    values: list = []
+class _Binder:
+    """Parameter marks for raw SQL on either database, the values in the order the marks appear."""
 
-    def bind(value) -> str:
-        values.append(value)
-        return f"${len(values)}" if postgres else "?"
+    def __init__(self, db: BaseDBAsyncClient):
+        self.postgres = db.capabilities.dialect == "postgres"
+        self.values: list = []
 
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}" if self.postgres else "?"
+
+
+def _unfinished_probes(lanes: Sequence[tuple[str, str]], bind: _Binder) -> str:
+    """A query of the earliest delivery of each lane in each unfinished status (integration_id,
+    ordering_key, id): one index probe each (the index ends in id), however long the lane's history."""
     probes = []
     for integration_id, lane in lanes:
         for status in UNFINISHED:
             probes.append(f'SELECT * FROM (SELECT "integration_id", "ordering_key", "id" FROM "delivery" '
                           f'WHERE "integration_id" = {bind(integration_id)} AND "ordering_key" = {bind(lane)} '
                           f'AND "status" = {bind(status.value)} ORDER BY "id" LIMIT 1) AS p{len(probes)}')
-    rows = await db.execute_query_dict(" UNION ALL ".join(probes), values)
+    return " UNION ALL ".join(probes)
+
+
+async def first_of_lanes(lanes: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The earliest unfinished delivery of each (integration id, lane): one index probe per lane and
+    unfinished status, however long the lane's backlog or history."""
+    lanes = sorted(set(lanes))
+    if not lanes:
+        return {}
+    db = Delivery._choose_db(False)
+    bind = _Binder(db)
+    rows = await db.execute_query_dict(_unfinished_probes(lanes, bind), bind.values)
     first: dict[tuple[str, str], str] = {}
     for row in rows:
         key = (row["integration_id"], row["ordering_key"])
@@ -160,27 +174,31 @@ async def _wait_behind(blocked: list[Delivery], first: dict[tuple[str, str], str
 
 async def wake_lanes(lanes: Iterable[tuple[str, str]], runtime: Runtime) -> int:
     """Queues, now, the first delivery of each lane when it is one that waits behind another (in a worker's
-    process, starts its attempt at once)."""
-    first = await first_of_lanes(lanes)
-    if not first:
+    process, starts its attempt at once). One statement finds and frees them: the lanes' heads, those of
+    them still waiting behind another, made due now."""
+    lanes = sorted(set(lanes))
+    if not lanes:
         return 0
-    waiting = await Delivery.filter(id__in=list(first.values()), blocked_by__isnull=False,
-                                    status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING))
-    if not waiting:
-        return 0
+    db = Delivery._choose_db(True)
+    bind = _Binder(db)
     now = datetime.now(UTC)
-    for delivery in waiting:
-        delivery.blocked_by = None
-        delivery.next_attempt_at = now
-        delivery.updated_at = now
-    await batch_sql.save_many(waiting, ("blocked_by", "next_attempt_at", "updated_at"))
+    stamp = Delivery._meta.fields_map["next_attempt_at"].to_db_value(now, None)
+    assignments = f'"blocked_by" = NULL, "next_attempt_at" = {bind(stamp)}, "updated_at" = {bind(stamp)}'
+    heads = (f'SELECT min("id") FROM ({_unfinished_probes(lanes, bind)}) AS heads '
+             'GROUP BY "integration_id", "ordering_key"')
+    waiting = ", ".join(f"'{s.value}'" for s in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING))  # constants
+    rows = await db.execute_query_dict(
+        f'UPDATE "delivery" SET {assignments} WHERE "id" IN ({heads}) AND "blocked_by" IS NOT NULL '
+        f'AND "status" IN ({waiting}) RETURNING "id", "attempt_count"', bind.values)
+    if not rows:
+        return 0
     if runtime.start_sends is not None:  # a worker's process: no round trip through the queue
-        runtime.start_sends([d.id for d in waiting])
+        runtime.start_sends([row["id"] for row in rows])
     elif runtime.redis is not None:
-        stamp = int(now.timestamp() * 1000)
-        await enqueue_sends(runtime.redis, [QueuedSend(d.id, d.attempt_count + 1, retake=f"o{stamp}")
-                                            for d in waiting])
-    return len(waiting)
+        stamp_ms = int(now.timestamp() * 1000)
+        await enqueue_sends(runtime.redis, [QueuedSend(row["id"], row["attempt_count"] + 1, retake=f"o{stamp_ms}")
+                                            for row in rows])
+    return len(rows)
 
 
 def finished_lanes(deliveries: Iterable[Delivery]) -> set[tuple[str, str]]:
