@@ -255,7 +255,7 @@ async def publish_events(unit: Unit, workspace_id: str, items: Sequence[EventInp
         booked = await pacing.book([(d, throttle.limits_of(r.integration.type, r.integration.config))
                                     for p in planned for d, r in zip(p.deliveries, p.recipients, strict=True)],
                                    unit.runtime, now)
-        if booked:  # a publish that fails (the database away, say) leaves no empty slots for others to wait behind
+        if booked:  # a publish that fails from here leaves no empty slots for later sends to wait behind
             unit.after_rollback(lambda: pacing.unbook(booked, unit.runtime))
         written = await _write(workspace_id, planned)
         for plan in planned:
