@@ -174,22 +174,23 @@ async def _wait_behind(blocked: list[Delivery], first: dict[tuple[str, str], str
 
 async def wake_lanes(lanes: Iterable[tuple[str, str]], runtime: Runtime) -> int:
     """Queues, now, the first delivery of each lane when it is one that waits behind another (in a worker's
-    process, starts its attempt at once). One statement finds and frees them: the lanes' heads, those of
-    them still waiting behind another, made due now."""
-    lanes = sorted(set(lanes))
-    if not lanes:
+    process, starts its attempt at once). Two statements: the lanes' heads, then one UPDATE of those still
+    waiting behind another, by id, that makes them due and answers them."""
+    first = await first_of_lanes(lanes)
+    if not first:
         return 0
     db = Delivery._choose_db(True)
     bind = _Binder(db)
     now = datetime.now(UTC)
     stamp = Delivery._meta.fields_map["next_attempt_at"].to_db_value(now, None)
     assignments = f'"blocked_by" = NULL, "next_attempt_at" = {bind(stamp)}, "updated_at" = {bind(stamp)}'
-    heads = (f'SELECT min("id") FROM ({_unfinished_probes(lanes, bind)}) AS heads '
-             'GROUP BY "integration_id", "ordering_key"')
+    ids = ", ".join(bind(i) for i in first.values())
     waiting = ", ".join(f"'{s.value}'" for s in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING))  # constants
+    # Found by id, then checked: `"status" || ''` keeps the planner off the status indexes, which would
+    # read a lane's whole backlog (see batch_sql.claim).
     rows = await db.execute_query_dict(
-        f'UPDATE "delivery" SET {assignments} WHERE "id" IN ({heads}) AND "blocked_by" IS NOT NULL '
-        f'AND "status" IN ({waiting}) RETURNING "id", "attempt_count"', bind.values)
+        f'UPDATE "delivery" SET {assignments} WHERE "id" IN ({ids}) AND "blocked_by" IS NOT NULL '
+        f'AND ("status" || \'\') IN ({waiting}) RETURNING "id", "attempt_count"', bind.values)
     if not rows:
         return 0
     if runtime.start_sends is not None:  # a worker's process: no round trip through the queue
