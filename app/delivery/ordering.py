@@ -175,7 +175,13 @@ async def _wait_behind(blocked: list[Delivery], first: dict[tuple[str, str], str
 async def wake_lanes(lanes: Iterable[tuple[str, str]], runtime: Runtime) -> int:
     """Queues, now, the first delivery of each lane when it is one that waits behind another (in a worker's
     process, starts its attempt at once). Two statements: the lanes' heads, then one UPDATE of those still
-    waiting behind another, by id, that makes them due and answers them."""
+    waiting behind another, by id, that makes them due and answers them.
+
+    Every publish to an ordered lane, and every send of one that finishes, wakes its lane: many wake the
+    same heads at once. On PostgreSQL a head another transaction holds is skipped, never waited for (FOR
+    UPDATE SKIP LOCKED): that one is waking it, or changing it and waking its lane after. Waiting, two wakes
+    locking the same heads in different orders deadlocked, and held each other's publish a second (the
+    deadlock timeout) before one failed."""
     first = await first_of_lanes(lanes)
     if not first:
         return 0
@@ -188,9 +194,11 @@ async def wake_lanes(lanes: Iterable[tuple[str, str]], runtime: Runtime) -> int:
     waiting = ", ".join(f"'{s.value}'" for s in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING))  # constants
     # Found by id, then checked: `"status" || ''` keeps the planner off the status indexes, which would
     # read a lane's whole backlog (see batch_sql.claim).
+    wakeable = f'"id" IN ({ids}) AND "blocked_by" IS NOT NULL AND ("status" || \'\') IN ({waiting})'
+    if bind.postgres:
+        wakeable = f'"id" IN (SELECT "id" FROM "delivery" WHERE {wakeable} FOR UPDATE SKIP LOCKED)'
     rows = await db.execute_query_dict(
-        f'UPDATE "delivery" SET {assignments} WHERE "id" IN ({ids}) AND "blocked_by" IS NOT NULL '
-        f'AND ("status" || \'\') IN ({waiting}) RETURNING "id", "attempt_count"', bind.values)
+        f'UPDATE "delivery" SET {assignments} WHERE {wakeable} RETURNING "id", "attempt_count"', bind.values)
     if not rows:
         return 0
     if runtime.start_sends is not None:  # a worker's process: no round trip through the queue
