@@ -43,8 +43,22 @@ def _padded(ids: Sequence[str]) -> list[str]:
     return ids + [ids[-1]] * (_bucket(len(ids)) - len(ids))
 
 
-def _statuses(*statuses: DeliveryStatus) -> str:
-    return ", ".join(f"'{status.value}'" for status in statuses)  # enum constants, never user input
+def statuses_sql(*statuses: DeliveryStatus) -> str:
+    """The statuses as SQL literals for an IN list (enum constants, never user input)."""
+    return ", ".join(f"'{status.value}'" for status in statuses)
+
+
+class Binder:
+    """Parameter marks for SQL written by hand, on either database: call it with each value where its
+    mark goes; `values` holds them in the order the marks appear."""
+
+    def __init__(self, db: BaseDBAsyncClient):
+        self.postgres = db.capabilities.dialect == "postgres"
+        self.values: list = []
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}" if self.postgres else "?"
 
 
 def _db() -> BaseDBAsyncClient:
@@ -76,12 +90,7 @@ async def claim(ids: Sequence[str], now: datetime, lease: datetime, due_before: 
     db = _db()
     padded = _padded(ids)
     fields = Delivery._meta.fields_map
-    values: list = []
-
-    def bind(value) -> str:
-        values.append(value)
-        return "?" if db.capabilities.dialect != "postgres" else f"${len(values)}"
-
+    bind = Binder(db)
     assignments = (f'"status" = {bind(fields["status"].to_db_value(DeliveryStatus.SENDING, None))}, '
                    f'"locked_until" = {bind(fields["locked_until"].to_db_value(lease, None))}, '
                    f'"updated_at" = {bind(fields["updated_at"].to_db_value(now, None))}')
@@ -92,21 +101,21 @@ async def claim(ids: Sequence[str], now: datetime, lease: datetime, due_before: 
     status = '("status" || \'\')'
     id_marks = ", ".join(bind(i) for i in padded)  # bound first: SQLite's marks are by position
     if force:
-        ready = f'{status} IN ({_statuses(DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.FAILED)})'
+        ready = f'{status} IN ({statuses_sql(DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.FAILED)})'
     else:
         due = bind(fields["next_attempt_at"].to_db_value(due_before, None))
-        ready = (f'{status} IN ({_statuses(DeliveryStatus.PENDING, DeliveryStatus.RETRYING)}) '
+        ready = (f'{status} IN ({statuses_sql(DeliveryStatus.PENDING, DeliveryStatus.RETRYING)}) '
                  f'AND ("next_attempt_at" IS NULL OR "next_attempt_at" <= {due})')
     expired = bind(fields["locked_until"].to_db_value(now, None))
-    claimable = (f'"id" IN ({id_marks}) AND (({ready}) OR ({status} = {_statuses(DeliveryStatus.SENDING)} '
+    claimable = (f'"id" IN ({id_marks}) AND (({ready}) OR ({status} = {statuses_sql(DeliveryStatus.SENDING)} '
                  f'AND "locked_until" < {expired}))')
-    if db.capabilities.dialect == "postgres":
+    if bind.postgres:
         # Rows another worker is claiming this instant are skipped, not waited for: claims never contend.
         sql = (f'UPDATE "delivery" SET {assignments} WHERE "id" IN (SELECT "id" FROM "delivery" WHERE {claimable} '
                f'FOR UPDATE SKIP LOCKED) RETURNING "id"')
     else:  # SQLite runs one writer at a time
         sql = f'UPDATE "delivery" SET {assignments} WHERE {claimable} RETURNING "id"'
-    rows = await db.execute_query_dict(sql, values)
+    rows = await db.execute_query_dict(sql, bind.values)
     return [row["id"] for row in rows]
 
 

@@ -16,8 +16,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tortoise.backends.base.client import BaseDBAsyncClient
-
 from app.core.errors import CommonErrorCode, FieldError
 from app.delivery import batch_sql, updates
 from app.delivery.queue import QueuedSend, enqueue_sends
@@ -76,19 +74,7 @@ def lane_of(config: Mapping[str, Any] | None, payload: Any) -> str | None:
     return str(value)[:MAX_LANE_LENGTH]
 
 
-class _Binder:
-    """Parameter marks for raw SQL on either database, the values in the order the marks appear."""
-
-    def __init__(self, db: BaseDBAsyncClient):
-        self.postgres = db.capabilities.dialect == "postgres"
-        self.values: list = []
-
-    def __call__(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}" if self.postgres else "?"
-
-
-def _unfinished_probes(lanes: Sequence[tuple[str, str]], bind: _Binder) -> str:
+def _unfinished_probes(lanes: Sequence[tuple[str, str]], bind: batch_sql.Binder) -> str:
     """A query of the earliest delivery of each lane in each unfinished status (integration_id,
     ordering_key, id): one index probe each (the index ends in id), however long the lane's history."""
     probes = []
@@ -107,7 +93,7 @@ async def first_of_lanes(lanes: Iterable[tuple[str, str]]) -> dict[tuple[str, st
     if not lanes:
         return {}
     db = Delivery._choose_db(False)
-    bind = _Binder(db)
+    bind = batch_sql.Binder(db)
     rows = await db.execute_query_dict(_unfinished_probes(lanes, bind), bind.values)
     first: dict[tuple[str, str], str] = {}
     for row in rows:
@@ -186,12 +172,12 @@ async def wake_lanes(lanes: Iterable[tuple[str, str]], runtime: Runtime) -> int:
     if not first:
         return 0
     db = Delivery._choose_db(True)
-    bind = _Binder(db)
+    bind = batch_sql.Binder(db)
     now = datetime.now(UTC)
     stamp = Delivery._meta.fields_map["next_attempt_at"].to_db_value(now, None)
     assignments = f'"blocked_by" = NULL, "next_attempt_at" = {bind(stamp)}, "updated_at" = {bind(stamp)}'
     ids = ", ".join(bind(i) for i in first.values())
-    waiting = ", ".join(f"'{s.value}'" for s in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING))  # constants
+    waiting = batch_sql.statuses_sql(DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
     # Found by id, then checked: `"status" || ''` keeps the planner off the status indexes, which would
     # read a lane's whole backlog (see batch_sql.claim).
     wakeable = f'"id" IN ({ids}) AND "blocked_by" IS NOT NULL AND ("status" || \'\') IN ({waiting})'
