@@ -6,7 +6,9 @@ run uses: SQLite has no row locks to prove this with."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,6 +27,26 @@ async def postgres():
         yield ctx
 
 
+@contextlib.asynccontextmanager
+async def row_locked(delivery_id: str) -> AsyncIterator[None]:
+    """Another transaction holds the delivery's row lock (FOR UPDATE) until the block ends."""
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_lock() -> None:
+        async with in_transaction() as connection:
+            await connection.execute_query('SELECT "id" FROM "delivery" WHERE "id" = $1 FOR UPDATE', [delivery_id])
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_the_lock())
+    await holding.wait()
+    try:
+        yield
+    finally:
+        release.set()
+        await holder
+
+
 async def _pending(n: int) -> list[Delivery]:
     workspace = await Workspace.create(slug=f"ws-{random.getrandbits(48):x}", name="Locks")
     event = await Event.create(workspace=workspace, type="session.completed", payload={})
@@ -35,25 +57,12 @@ async def _pending(n: int) -> list[Delivery]:
 
 async def test_a_claim_skips_rows_another_transaction_holds_without_waiting(postgres):
     locked, free = await _pending(2)
-    holding, release = asyncio.Event(), asyncio.Event()
-
-    async def hold_the_lock() -> None:
-        async with in_transaction() as connection:
-            await connection.execute_query('SELECT "id" FROM "delivery" WHERE "id" = $1 FOR UPDATE', [locked.id])
-            holding.set()
-            await release.wait()
-
-    holder = asyncio.create_task(hold_the_lock())
-    await holding.wait()
     now = datetime.now(UTC)
-    try:
+    async with row_locked(locked.id):
         # Without SKIP LOCKED this UPDATE would wait for the other transaction: it would time out here.
         claimed = await asyncio.wait_for(
             batch_sql.claim([locked.id, free.id], now, now + timedelta(seconds=90), now + timedelta(seconds=1),
                             False), timeout=3)
-    finally:
-        release.set()
-        await holder
     assert claimed == [free.id]
     # Once the other transaction is done, the skipped row is claimable again.
     again = await batch_sql.claim([locked.id], now, now + timedelta(seconds=90), now + timedelta(seconds=1), False)
@@ -74,21 +83,8 @@ async def test_waking_a_lane_skips_a_head_another_transaction_holds_without_wait
                                     next_attempt_at=datetime.now(UTC) + timedelta(seconds=60))
     runtime = Runtime(settings=Settings(), session=None, redis=None, box=None)
     lane = {(integration.id, "")}
-    holding, release = asyncio.Event(), asyncio.Event()
-
-    async def hold_the_lock() -> None:  # another publish waking the same lane, say
-        async with in_transaction() as connection:
-            await connection.execute_query('SELECT "id" FROM "delivery" WHERE "id" = $1 FOR UPDATE', [waiting.id])
-            holding.set()
-            await release.wait()
-
-    holder = asyncio.create_task(hold_the_lock())
-    await holding.wait()
-    try:
+    async with row_locked(waiting.id):  # another publish waking the same lane, say
         assert await asyncio.wait_for(ordering.wake_lanes(lane, runtime), timeout=3) == 0
-    finally:
-        release.set()
-        await holder
     assert (await Delivery.get(id=waiting.id)).blocked_by == ahead.id  # the holder's to wake
     assert await ordering.wake_lanes(lane, runtime) == 1
     woken = await Delivery.get(id=waiting.id)
