@@ -8,7 +8,8 @@ and a lease set of the sends in flight (each lease expires, so a worker that die
 that may not go now is not a failure: the sender puts it back with the time it may go, and no attempt is
 recorded. A 429 from the receiver pauses the integration for its `Retry-After` (or a few seconds) and
 halves its rate for a minute; an integration without limits of its own is then only checked for that
-pause.
+pause. When an event is published, each send to a rate-limited integration is booked its slot in the same
+schedule (`Throttle.book`), so its job is queued for then; the check before the send finds it kept.
 """
 
 from __future__ import annotations
