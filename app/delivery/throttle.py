@@ -19,7 +19,7 @@ import math
 import secrets
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -323,11 +323,7 @@ class Throttle:
 
         if not bookings:
             return []
-        try:
-            answers = await run()
-        except NoScriptError:
-            await self.redis.script_load(_BOOK)
-            answers = await run()
+        answers = await self._loaded(_BOOK, run)
         return [[max(int(wait), 0) / 1000 for wait in waits] for waits in answers]
 
     async def admit(self, requests: Sequence[tuple[str, Limits]],
@@ -346,11 +342,7 @@ class Throttle:
         names = list(send_ids) if send_ids is not None else [None] * len(requests)
         reservations = [f"r:{name or token}" for name, token in zip(names, tokens, strict=True)]
         leases = [lease or "" for lease in handed] if handed is not None else [""] * len(requests)
-        try:
-            answers = await self._run(requests, tokens, reservations, leases, now_ms)
-        except NoScriptError:  # a Redis restarted or flushed since: load the script, then once more
-            await self.redis.script_load(_ADMIT)
-            answers = await self._run(requests, tokens, reservations, leases, now_ms)
+        answers = await self._loaded(_ADMIT, lambda: self._run(requests, tokens, reservations, leases, now_ms))
         return [Admission(wait=int(wait_ms) / 1000, lease=token if took else None, why=int(why))
                 for (wait_ms, took, why), token in zip(answers, tokens, strict=True)]
 
@@ -402,11 +394,16 @@ class Throttle:
 
         if not bookings:
             return
+        await self._loaded(_UNBOOK, run)
+
+    async def _loaded(self, script: str, run: Callable[[], Awaitable[Any]]) -> Any:
+        """`run()`, which calls `script` by its SHA; once more after loading it when Redis no longer has it
+        (restarted or flushed since)."""
         try:
-            await run()
+            return await run()
         except NoScriptError:
-            await self.redis.script_load(_UNBOOK)
-            await run()
+            await self.redis.script_load(script)
+            return await run()
 
     async def release(self, integration_id: str, lease: str) -> None:
         await self.redis.zrem(_keys(integration_id)[3], lease)
