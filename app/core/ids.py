@@ -38,6 +38,18 @@ _last = [0, 0]
 _RANDOM_MAX = (1 << 80) - 1
 
 
+# Every pair of characters (10 bits): an id's 26 characters in 13 look-ups, about 0.9 us against 2.1 us
+# for `_encode` character by character (base64.b32encode, pure Python, is no faster).
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_PAIR_SHIFTS = (120, 110, 100, 90, 80, 70, 60, 50, 40, 30, 20, 10, 0)
+
+
+def _encode_id(millis: int, random_part: int) -> str:
+    """`_encode(millis, 10) + _encode(random_part, 16)`."""
+    value = (millis << 80) | random_part
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
+
+
 def new_id(prefix: str) -> str:
     """48 bits of milliseconds then 80 random bits, like a ULID; increasing within this process."""
     millis = time.time_ns() // 1_000_000
@@ -48,7 +60,7 @@ def new_id(prefix: str) -> str:
         if random_part > _RANDOM_MAX:  # 2**80 ids in one millisecond: borrow the next one
             millis, random_part = millis + 1, 0
     _last[0], _last[1] = millis, random_part
-    return f"{prefix}_{_encode(millis, 10)}{_encode(random_part, 16)}"
+    return f"{prefix}_{_encode_id(millis, random_part)}"
 
 
 # Module-level factories: migrations must be able to import a field's default by name.
