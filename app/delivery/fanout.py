@@ -30,6 +30,7 @@ from app.models import (
     Integration,
     IntegrationScope,
 )
+from app.models.rows import new_row
 
 log = get_logger("app.delivery.fanout")
 
@@ -147,7 +148,8 @@ async def recipients(workspace_id: str, event_type: str, form: Form | None, payl
 
 def new_delivery(event: Event, recipient: Recipient, now: datetime) -> Delivery:
     held = recipient.integration.status in HOLDING_STATUSES
-    return Delivery(
+    return new_row(
+        Delivery,
         workspace_id=event.workspace_id,
         event_id=event.id,
         integration_id=recipient.integration.id,

@@ -23,6 +23,7 @@ from app.delivery.unit import unit_of_work
 from app.integrations.base import DeliveryContext, Outcome
 from app.integrations.registry import get_kind
 from app.models import HOLDING_STATUSES, Delivery, DeliveryAttempt, DeliveryStatus, Integration
+from app.models.rows import new_row
 
 RECORDED_FIELDS = (
     "status", "attempt_count", "next_attempt_at", "locked_until", "response_code", "duration_ms",
@@ -293,7 +294,8 @@ def _apply(sent: _Sent, trigger: str, runtime: Runtime, now: datetime) -> tuple[
     delivery, exchange, outcome = sent.delivery, sent.exchange, sent.outcome
     main = exchange.records[-1] if exchange.records else None
     delivery.attempt_count += 1
-    attempt = DeliveryAttempt(
+    attempt = new_row(
+        DeliveryAttempt,
         delivery_id=delivery.id,
         number=delivery.attempt_count,
         trigger=trigger,
