@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -83,6 +84,9 @@ _DECODE: dict[str, Callable[[Any], Any]] = {
 }
 _DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryState))
 _ATTEMPT_FIELDS = tuple(f.name for f in fields(AttemptState))
+# A state's fields, read off a model in one call, in the dataclass's order.
+_delivery_values = attrgetter(*_DELIVERY_FIELDS)
+_attempt_values = attrgetter(*_ATTEMPT_FIELDS)
 
 
 def _read(cls: type, names: tuple[str, ...], data: dict[str, Any]) -> Any:
@@ -102,8 +106,8 @@ class DeliveryUpdate:
            form_slug: str | None = None) -> DeliveryUpdate:
         """The update for a delivery's current state (and the attempt that just ended, if any)."""
         return cls(
-            delivery=DeliveryState(**{name: getattr(delivery, name) for name in _DELIVERY_FIELDS}),
-            attempt=AttemptState(**{name: getattr(attempt, name) for name in _ATTEMPT_FIELDS}) if attempt else None,
+            delivery=DeliveryState(*_delivery_values(delivery)),
+            attempt=AttemptState(*_attempt_values(attempt)) if attempt else None,
             form_slug=form_slug,
             at=datetime.now(UTC),
         )
