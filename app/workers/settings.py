@@ -8,7 +8,7 @@ from arq import cron
 from arq.worker import Worker, func
 
 from app.config import Settings
-from app.core import tracing
+from app.core import heap, tracing
 from app.delivery import metrics
 from app.delivery.batching import SendCoalescer
 from app.delivery.runtime import Runtime, open_runtime, redis_settings
@@ -37,6 +37,7 @@ def build_worker(settings: Settings, redis_url: str, runtime: Runtime | None = N
             ctx["owns_runtime"] = True
             if settings.metrics_port:  # its own process (`hookyard worker`): its own /metrics
                 ctx["metrics_server"] = await metrics.start_metrics_server(settings, ctx["runtime"].redis)
+            heap.settle()
         ctx["sends"] = SendCoalescer(ctx["runtime"])
         ctx["runtime"].start_sends = ctx["sends"].start
 
