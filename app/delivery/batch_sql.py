@@ -1,4 +1,4 @@
-"""The statements a worker runs per batch of sends, built once per shape and reused.
+"""The statements a worker runs per batch of sends (and a publish per event), built once per shape and reused.
 
 Tortoise rebuilds a query's SQL on every call, which for a four-way join costs more CPU
 than the database spends running it. These helpers keep the SQL text per batch size
@@ -17,7 +17,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from app.models import Delivery, DeliveryAttempt, DeliveryStatus, Event
+from app.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Integration
 
 SEND_RELATIONS = ("event", "integration", "workspace", "form")
 # SQL text by (connection, dialect, bucket size). Module-level on purpose: it is derived from the model
@@ -28,6 +28,8 @@ _load_sql: dict[tuple[str, str, int], tuple[str, list]] = {}
 _record_sql: dict[tuple[str, tuple[str, ...]], tuple[str, list[str]]] = {}
 # The publish's insert by connection: see `insert_published`.
 _publish_sql: dict[str, tuple[str, list[str], list[str]]] = {}
+# A publish's recipients by (connection, dialect, columns): see `enabled_integrations`.
+_recipients_sql: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
 
 def _bucket(n: int) -> int:
@@ -138,6 +140,24 @@ async def load_for_send(ids: Sequence[str]) -> list[Delivery]:
     sql, related = cached
     _, rows = await db.execute_query(sql, padded)
     return _instances(rows, related)
+
+
+async def enabled_integrations(workspace_id: str, columns: Sequence[str]) -> list[Integration]:
+    """`Integration.filter(workspace_id=..., enabled=True).only(*columns)`, SQL built once: every publish
+    reads its workspace's integrations, and Tortoise building that query cost as much CPU as running it."""
+    db = Integration._choose_db()
+    key = (db.connection_name, db.capabilities.dialect, tuple(columns))
+    sql = _recipients_sql.get(key)
+    if sql is None:
+        query = Integration.filter(workspace_id=workspace_id, enabled=True).only(*columns)
+        query._choose_db_if_not_chosen()
+        query._make_query()
+        sql, params = query.query.get_parameterized_sql()
+        if list(params) != [workspace_id, True]:  # not the shape assumed here: let Tortoise run it
+            return await Integration.filter(workspace_id=workspace_id, enabled=True).only(*columns)
+        _recipients_sql[key] = sql
+    _, rows = await db.execute_query(sql, [workspace_id, True])
+    return [Integration._init_from_db(**dict(row)) for row in rows]
 
 
 def _instances(rows: Sequence[Any], related: list) -> list[Delivery]:

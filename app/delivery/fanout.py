@@ -128,7 +128,7 @@ class Audience:
 async def load_audience(workspace_id: str, event_types: Collection[str], form_ids: Collection[str],
                         exclude_integration_id: str | None = None) -> Audience:
     integrations = [
-        i for i in await Integration.filter(workspace_id=workspace_id, enabled=True).only(*RECIPIENT_FIELDS)
+        i for i in await batch_sql.enabled_integrations(workspace_id, RECIPIENT_FIELDS)
         if i.id != exclude_integration_id and any(filters.matches(i.events, t) for t in event_types)
     ]
     scoped = [i.id for i in integrations if i.scope == IntegrationScope.FORMS]

@@ -226,3 +226,19 @@ async def test_deliveries_put_back_together_are_each_written(make):
         stored = await Delivery.get(id=delivery.id)
         assert (stored.status, stored.next_attempt_at, stored.locked_until) == (
             DeliveryStatus.PENDING, later + timedelta(seconds=n), None)
+
+
+async def test_a_publish_reads_its_workspaces_enabled_integrations_with_their_settings(parent):
+    workspace, _, hook = parent
+    other = await Workspace.create(slug=f"ws-{random.getrandbits(48):x}", name="Other")
+    await Integration.create(workspace=other, type="webhook", name="not ours")
+    await Integration.create(workspace=workspace, type="webhook", name="off", enabled=False)
+    chat = await Integration.create(workspace=workspace, type="slack", name="chat", events=["invoice.*"],
+                                    config={"ordering": {"keyPath": "customer.id"}})
+    columns = ("id", "type", "events", "scope", "status", "config")
+    for _ in range(2):  # the second time from the SQL kept
+        found = await batch_sql.enabled_integrations(workspace.id, columns)
+        got = {i.id: (i.type, i.events, i.scope, i.status, i.config) for i in found}
+        assert got == {hook.id: (hook.type, hook.events, hook.scope, hook.status, hook.config),
+                       chat.id: ("slack", ["invoice.*"], chat.scope, chat.status,
+                                 {"ordering": {"keyPath": "customer.id"}})}
