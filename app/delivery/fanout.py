@@ -17,7 +17,7 @@ from app.core.errors import CommonErrorCode, FieldError
 from app.core.logging import get_logger
 from app.delivery import batch_sql, event_schemas, filters, logic, metrics, ordering, pacing, throttle, updates
 from app.delivery.health import SystemEvent
-from app.delivery.queue import QueuedSend, add_sends
+from app.delivery.queue import QueuedSend
 from app.delivery.runtime import Runtime
 from app.delivery.unit import Unit
 from app.models import (
@@ -351,18 +351,14 @@ async def queue_new(deliveries: list[Delivery], runtime: Runtime, form_slug: str
     if runtime.redis is None or not deliveries:
         return
     pending = [d for d in deliveries if d.status == DeliveryStatus.PENDING and d.blocked_by is None]
-    try:
-        # One round trip, in order: PENDING goes out before the jobs, so no subscriber sees SENDING first.
-        async with runtime.redis.pipeline(transaction=False) as pipe:
-            updates.add_publish(pipe, [
-                updates.DeliveryUpdate.of(
-                    d, None, form_slugs.get(d.form_id) if form_slugs is not None and d.form_id else form_slug)
-                for d in deliveries])
-            now = datetime.now(UTC)
-            add_sends(pipe, [QueuedSend(d.id, d.attempt_count + 1, traceparent=trace,
-                                        run_at=pacing.booked_run_at(d, now)) for d in pending],
-                      serializer=runtime.redis.job_serializer, batch=True)
-            await pipe.execute()
+    now = datetime.now(UTC)
+    try:  # one round trip, shared with the other publishes of this process in flight (see queue_group)
+        await runtime.queue_group.put(
+            [updates.DeliveryUpdate.of(
+                d, None, form_slugs.get(d.form_id) if form_slugs is not None and d.form_id else form_slug)
+             for d in deliveries],
+            [QueuedSend(d.id, d.attempt_count + 1, traceparent=trace, run_at=pacing.booked_run_at(d, now))
+             for d in pending])
     except (OSError, RedisError):
         pass  # the database holds them; the sweeper re-queues when Redis is back
     if lanes := ordering.waiting_lanes(deliveries):

@@ -15,6 +15,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from app.config import Settings
 from app.core.http import open_session
 from app.core.secret_box import SecretBox
+from app.delivery.queue_group import QueueGroup
 from app.delivery.throttle import LocalSlots, Throttle
 
 
@@ -30,6 +31,7 @@ class Runtime:
     # What plugins keep between deliveries in this process, by plugin (OAuth refreshes in flight).
     plugin_state: dict[str, Any] = field(default_factory=dict)
     _throttle: Throttle | None = field(default=None, repr=False)
+    _queue_group: QueueGroup | None = field(default=None, repr=False)
     # The integrations' concurrency slots this process holds, and its sends waiting for them (see pacing).
     slots: LocalSlots = field(default_factory=LocalSlots, repr=False)
     # In a process that runs a worker: starts attempts at these deliveries here and now, without a job
@@ -43,6 +45,13 @@ class Runtime:
         if self._throttle is None and self.redis is not None:
             self._throttle = Throttle(self.redis)
         return self._throttle
+
+    @property
+    def queue_group(self) -> QueueGroup | None:
+        """Where publishes queue their new deliveries, together with the others in flight (None without Redis)."""
+        if self._queue_group is None and self.redis is not None:
+            self._queue_group = QueueGroup(self.redis)
+        return self._queue_group
 
     async def close(self) -> None:
         await self.session.close()
