@@ -166,34 +166,43 @@ def _instances(rows: Sequence[Any], related: list) -> list[Delivery]:
     Workspace, one Form): a batch is mostly a few integrations' sends, and building (and decoding the
     config of) the same integration once per delivery was most of the load's CPU. The event is built
     per delivery: a kind gets its payload and must not see another delivery's changes to it."""
+    if not rows:
+        return []
     shared: dict[tuple[Any, Any], Any] = {}
-    names: dict[str, str] = {}
     deliveries = []
+    keys = list(rows[0].keys())
     _, main_width, *_, root = related[0]
+    main_keys = keys[:main_width]
+    # Per related object, once per load: its columns' place in the row, their names without the table's
+    # prefix, and where it hangs.
+    parts = []
+    start = main_width
+    for model, width, *_, full_path in related[1:]:
+        *parent, attr = full_path
+        parts.append((model, start, start + width, [k.split(".", 1)[1] for k in keys[start:start + width]],
+                      tuple(parent), f"_{attr}", (*parent, attr)))
+        start += width
     for row in rows:
-        items = list(dict(row).items())
-        delivery = Delivery._init_from_db(**dict(items[:main_width]))
+        values = tuple(row)
+        delivery = Delivery._init_from_db(**dict(zip(main_keys, values[:main_width], strict=True)))
         instances: dict[tuple, Any] = {root: delivery}
-        start = main_width
-        for model, width, *_, full_path in related[1:]:
-            *parent, attr = full_path
-            columns = items[start:start + width]
-            start += width
+        for model, first, end, names, parent, attr, path in parts:
+            columns = values[first:end]
             obj = None
-            if any(value for _, value in columns):
-                values = {names.get(k) or names.setdefault(k, k.split(".", 1)[1]): v for k, v in columns}
+            if any(columns):
+                data = dict(zip(names, columns, strict=True))
                 if model is Event:
-                    obj = model._init_from_db(**values)
+                    obj = model._init_from_db(**data)
                 else:
-                    key = (model, values.get(model._meta.db_pk_column))
+                    key = (model, data.get(model._meta.db_pk_column))
                     obj = shared.get(key)
                     if obj is None:
-                        obj = shared[key] = model._init_from_db(**values)
-            owner = instances.get(tuple(parent))
+                        obj = shared[key] = model._init_from_db(**data)
+            owner = instances.get(parent)
             if owner is not None:
-                object.__setattr__(owner, f"_{attr}", obj)
+                object.__setattr__(owner, attr, obj)
             if obj is not None:
-                instances[(*parent, attr)] = obj
+                instances[path] = obj
         deliveries.append(delivery)
     return deliveries
 
