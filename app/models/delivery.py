@@ -69,7 +69,7 @@ class Delivery(Model):
 
     class Meta:
         table = "delivery"
-        indexes = (("workspace_id", "created_at"), ("integration_id", "created_at"),
+        indexes = (("integration_id", "created_at"),  # recovering an integration's deliveries of a time range
                    # The sweeper's due and stuck deliveries, and the ordered lanes' heads: only the rows they can
                    # find are indexed, so the most common change (a send that succeeded) writes neither.
                    WhereIndex(fields=("next_attempt_at",), name="idx_delivery_waiting",
