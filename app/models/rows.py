@@ -9,6 +9,7 @@ Use it only with values the code itself made; input from users goes through `Mod
 
 from __future__ import annotations
 
+import inspect
 from copy import deepcopy
 from typing import Any, TypeVar
 
@@ -32,6 +33,8 @@ def _defaults(model: type[Model]) -> list[tuple[str, Any, Any]]:
             continue  # relations are set through their `*_id` source field
         field = meta.fields_map[name]
         default = field.default
+        if inspect.iscoroutinefunction(default):  # Tortoise leaves those for save() to await: use the model
+            raise TypeError(f"new_row: {model.__name__}.{name} has an async default")
         if callable(default):
             found.append((name, None, default))
         elif default is not None:
