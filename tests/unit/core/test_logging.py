@@ -160,6 +160,11 @@ def test_tracebacks_carry_no_local_variables():
     ("Bearer abc.def-ghi", "Bearer ••••••"),
     ("https://discord.com/api/webhooks/42/tok-en", "https://discord.com/api/webhooks/••••••"),
     ("nothing to hide: HTTP 500", "nothing to hide: HTTP 500"),
+    # Whatever the case the patterns allow: the quick look for their markers must not skip them.
+    ("BEARER abc.def", "BEARER ••••••"),
+    ("https://Hooks.Slack.com/services/T0/B0/xyz", "https://Hooks.Slack.com/services/••••••"),
+    ("https://DiscordApp.com/api/v10/webhooks/42/tok", "https://DiscordApp.com/api/v10/webhooks/••••••"),
+    ("secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw end", "secret whsec_•••••• end"),
 ])
 def test_redact_text(text, expected):
     assert redact_text(text) == expected
