@@ -679,6 +679,9 @@ async def main() -> int:
                         help="with --controlled: what the extra integrations are: alternately ordered and "
                              "rate-limited (mixed), all ordered, all rate-limited (limited), or plain (none: the "
                              "run to compare with, what N more integrations cost without delivery control)")
+    parser.add_argument("--log-level", default="warning",
+                        help="HOOKYARD_LOG_LEVEL of the API and workers (the app's default, info, writes a line "
+                             "per attempt to the processes' log files)")
     parser.add_argument("--warmup-events", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=120, help="max seconds to wait for deliveries")
     parser.add_argument("--app-dir", type=Path, default=ROOT,
@@ -728,7 +731,7 @@ async def main() -> int:
                "HOOKYARD_PORT": str(port), "HOOKYARD_HOST": "127.0.0.1", "HOOKYARD_DATA_DIR": str(logdir / "data"),
                "HOOKYARD_SECRET_KEY": secrets.token_urlsafe(32), "HOOKYARD_RUN_WORKER_IN_API": "false",
                "HOOKYARD_ALLOWED_NETWORKS": "127.0.0.0/8", "HOOKYARD_ENFORCE_PLANS": "false",
-               "HOOKYARD_LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1",
+               "HOOKYARD_LOG_LEVEL": args.log_level, "PYTHONUNBUFFERED": "1",
                # One token publishes everything here: the per-token budgets would measure themselves.
                "HOOKYARD_RATE_LIMIT_PER_MINUTE": "100000000", "HOOKYARD_PUBLISH_RATE_LIMIT_PER_MINUTE": "100000000"}
         if args.worker_concurrency:
