@@ -570,3 +570,39 @@ def test_process_python_m_app_cli(env) -> None:
                           env={**{k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}, **env},
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 0 and "migrations applied" in done.stdout, done.stderr
+
+
+@pytestmark_processes
+def test_process_migrate_makes_an_event_index_that_narrows_a_prefix(env) -> None:
+    """The log's `invoice.*` filter is an index range on PostgreSQL whatever the collation (migration 0010)."""
+    done = _run(env, "migrate")
+    assert done.returncode == 0, done.stderr
+    url = env["HOOKYARD_DATABASE_URL"]
+    count = ("SELECT COUNT(*) FROM (SELECT id FROM delivery WHERE workspace_id = 'ws_1' "
+             "AND CAST(event_type AS VARCHAR) LIKE 'invoice.%' ESCAPE '\\' LIMIT 1001) AS capped")
+    if url.startswith("sqlite://"):
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite://")) as db:
+            [(sql,)] = db.execute("SELECT sql FROM sqlite_master WHERE name = 'idx_delivery_event_prefix'").fetchall()
+        assert '("workspace_id", "event_type", "id")' in sql
+        return
+    import asyncpg
+
+    async def plan() -> str:
+        db = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+        try:  # 8,000 deliveries of four event families, planned from their statistics (parents left out)
+            await db.execute("SET session_replication_role = replica")
+            await db.execute(
+                "INSERT INTO delivery (id, workspace_id, event_id, integration_id, event_type, status, is_test, "
+                "attempt_count, created_at, updated_at) SELECT 'del_' || lpad(n::text, 26, '0'), 'ws_1', 'evt_1', "
+                "'int_1', (ARRAY['api.called', 'form.sent', 'invoice.paid', 'user.seen'])[n % 4 + 1], 'SUCCEEDED', "
+                "false, 1, now(), now() FROM generate_series(1, 8000) AS n")
+            await db.execute("ANALYZE delivery")
+            await db.execute("SET enable_seqscan = off")
+            return "\n".join(row[0] for row in await db.fetch(f"EXPLAIN {count}"))
+        finally:
+            await db.close()
+
+    explained = asyncio.run(plan())
+    assert "idx_delivery_event_prefix" in explained and "event_type ~>=~ 'invoice.'" in explained, explained
