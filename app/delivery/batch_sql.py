@@ -18,6 +18,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from app.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Integration
+from app.models.queries import parameterized
 
 SEND_RELATIONS = ("event", "integration", "workspace", "form")
 # SQL text by (connection, dialect, bucket size). Module-level on purpose: it is derived from the model
@@ -131,10 +132,8 @@ async def load_for_send(ids: Sequence[str]) -> list[Delivery]:
     cached = _load_sql.get(key)
     if cached is None:
         query = Delivery.filter(id__in=padded).select_related(*SEND_RELATIONS)
-        query._choose_db_if_not_chosen()
-        query._make_query()
-        sql, params = query.query.get_parameterized_sql()
-        if list(params) != padded:  # not the shape assumed here: let Tortoise run it
+        sql, params = parameterized(query)
+        if params != padded:  # not the shape assumed here: let Tortoise run it
             return await Delivery.filter(id__in=list(ids)).select_related(*SEND_RELATIONS)
         cached = _load_sql[key] = (sql, query._select_related_idx)
     sql, related = cached
@@ -150,10 +149,8 @@ async def enabled_integrations(workspace_id: str, columns: Sequence[str]) -> lis
     sql = _recipients_sql.get(key)
     if sql is None:
         query = Integration.filter(workspace_id=workspace_id, enabled=True).only(*columns)
-        query._choose_db_if_not_chosen()
-        query._make_query()
-        sql, params = query.query.get_parameterized_sql()
-        if list(params) != [workspace_id, True]:  # not the shape assumed here: let Tortoise run it
+        sql, params = parameterized(query)
+        if params != [workspace_id, True]:  # not the shape assumed here: let Tortoise run it
             return await Integration.filter(workspace_id=workspace_id, enabled=True).only(*columns)
         _recipients_sql[key] = sql
     _, rows = await db.execute_query(sql, [workspace_id, True])

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import strawberry
 from tortoise.queryset import QuerySet
 
+from app.models.queries import parameterized
 from app.schema.errors import BadInput
 
 T = TypeVar("T")
@@ -71,10 +72,8 @@ async def capped_count(queryset: QuerySet, limit: int) -> int:
     """`min(queryset.count(), limit)` without visiting more than `limit` rows: the count of a LIMITed
     subquery (Tortoise's own `count()` counts every row, then applies the limit)."""
     query = queryset.limit(limit).values_list("id", flat=True)
-    query._choose_db_if_not_chosen()
-    query._make_query()
-    sql, params = query.query.get_parameterized_sql()
-    rows = await query._db.execute_query_dict(f"SELECT COUNT(*) AS n FROM ({sql}) AS capped", list(params))
+    sql, params = parameterized(query)
+    rows = await query._db.execute_query_dict(f"SELECT COUNT(*) AS n FROM ({sql}) AS capped", params)
     return int(rows[0]["n"])
 
 
