@@ -65,6 +65,7 @@ from redis.asyncio import Redis
 
 # `bench` is importable from the tests; run as a script, this checkout must be made so.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import pg_statements
 from bench.local_services import ROOT, Proc, free_port, hookyard_argv, serve_hooks, stop
 
 TARGET_RATIO = 0.40
@@ -687,6 +688,9 @@ async def main() -> int:
     parser.add_argument("--app-dir", type=Path, default=ROOT,
                         help="run Hookyard from this checkout (its `app` package), e.g. to compare two versions")
     parser.add_argument("--keep-logs", action="store_true", help="print where the server/worker logs are")
+    parser.add_argument("--pg-statements", action="store_true",
+                        help="also report PostgreSQL's time per statement in the throughput phase, per delivery "
+                             "(needs pg_stat_statements loaded by the server: see bench/pg_statements.py)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
     args = parser.parse_args()
     if not 1 <= args.batch <= 500:
@@ -704,6 +708,8 @@ async def main() -> int:
     procs: list[Proc] = []
     api: Api | None = None
     db: asyncpg.Connection | None = None
+    by_statement = False  # --pg-statements and the server has the module
+    statements: list[pg_statements.Statement] = []
     created = False
     ok = False
     try:
@@ -745,6 +751,7 @@ async def main() -> int:
                 procs.append(spawn(f"worker{n + 1}", ["worker"], env, logdir, args.app_dir))
             api = Api(base_url, token, max(args.concurrency, 64))
             db = await asyncpg.connect(pg_dsn(database_url))
+            by_statement = args.pg_statements and await pg_statements.enable(db)
 
             for n in range(args.integrations):
                 secret = new_secret()
@@ -774,10 +781,14 @@ async def main() -> int:
             await wait_until_quiet(args.quiet_wait, threshold=0.2)
             rss_before = {p.name: rss_mib(p.popen.pid) for p in procs}
             print(f"hookyard: throughput ({args.events} events x {args.integrations}) ...", flush=True)
+            if by_statement:
+                await pg_statements.reset(db)
             cpu.start()
             tp = await throughput(api, receiver, db, args.integrations, args.events, args.concurrency,
                                   args.timeout, args.batch)
             cpu.stop()
+            if by_statement:
+                statements = await pg_statements.read(db)
             receiver.side_in_throughput = receiver.side
             receiver.side_by_name_in_throughput = dict(receiver.side_by_name)
             duplicates = receiver.duplicates
@@ -822,6 +833,11 @@ async def main() -> int:
         receiver.duplicates = duplicates
         ok = report(args, base_rates, base_cpu, tp, lat, receiver, cpu, lat_cpu)
         print(f"memory    resident, before the throughput phase -> after the latency phase: {memory}")
+        if args.pg_statements:
+            print("postgres  execution time per statement in the throughput phase (pg_stat_statements):")
+            for line in (pg_statements.summarize(statements, tp.deliveries) if by_statement
+                         else [pg_statements.ENABLE_HINT]):
+                print(f"          {line}")
     finally:
         await runner.cleanup()
         if created:
