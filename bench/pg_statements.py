@@ -28,6 +28,7 @@ _THIS_DATABASE = "(SELECT oid FROM pg_database WHERE datname = current_database(
 _MARK_LIST = re.compile(r"\(\$\d+(?:\s*,\s*\$\d+)*\)")
 _MARK = re.compile(r"\$\d+")
 _SPACE = re.compile(r"\s+")
+_SET = re.compile(r"\s+SET\s+(.*?)(?:\s+FROM\s|\s+WHERE\s|\s+RETURNING\s|$)", re.I)
 _TABLE = r'"?(\w+)"?'
 _VERBS = ((re.compile(rf"\bINSERT\s+INTO\s+{_TABLE}", re.I), "INSERT {}"),
           (re.compile(rf"(?<!FOR )(?<!KEY )\bUPDATE\s+{_TABLE}", re.I), "UPDATE {}"),  # not FOR UPDATE
@@ -49,13 +50,24 @@ def shape(query: str) -> str:
     return _MARK.sub("$", _MARK_LIST.sub("(...)", _SPACE.sub(" ", query.strip())))
 
 
+def _set_columns(text: str, start: int) -> str:
+    """` (a, b, c)`: the columns an UPDATE starting at `start` sets, the first three of them."""
+    found = _SET.search(text, start)
+    if found is None:
+        return ""
+    names = re.findall(r'"?(\w+)"?\s*=', found.group(1))
+    return f" ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})" if names else ""
+
+
 def label(query: str) -> str:
-    """What a statement does, in a few words: its writes in the order written (a WITH's first), else the
-    table it reads first: `INSERT event + INSERT delivery`, `UPDATE delivery`, `SELECT delivery`."""
+    """What a statement does, in a few words: its writes in the order written (a WITH's first; an UPDATE
+    with the first columns it sets), else the table it reads first: `INSERT event + INSERT delivery`,
+    `UPDATE delivery (status, locked_until, updated_at)`, `SELECT delivery`."""
     text = shape(query)
     found = []
     for pattern, form in _VERBS[:3]:
-        found += [(m.start(), form.format(m.group(1))) for m in pattern.finditer(text)]
+        found += [(m.start(), form.format(m.group(1)) + (_set_columns(text, m.end()) if "UPDATE" in form else ""))
+                  for m in pattern.finditer(text)]
     if not found:
         select = _VERBS[3][0].search(text)
         return _VERBS[3][1].format(select.group(1)) if select else text[:40]

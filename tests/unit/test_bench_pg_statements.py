@@ -21,8 +21,10 @@ def test_padded_sizes_of_one_statement_have_one_shape() -> None:
 
 
 def test_labels_name_the_writes_in_order_and_not_the_row_lock() -> None:
-    assert label(CLAIM_8) == "UPDATE delivery"
-    assert label(RECORD) == "INSERT delivery_attempt + UPDATE delivery"
+    assert label(CLAIM_8) == "UPDATE delivery (status, locked_until)"
+    assert label(RECORD) == "INSERT delivery_attempt + UPDATE delivery (status)"
+    assert label('UPDATE "delivery" SET "a"=$1, "b"=$2, "c"=$3, "d"=$4 WHERE "id"=$5') == \
+        "UPDATE delivery (a, b, c, ...)"
     assert label(LOAD) == "SELECT delivery"
 
 
@@ -31,10 +33,10 @@ def test_the_summary_is_per_delivery_and_merges_the_sizes() -> None:
                   Statement(CLAIM_2, 20, 40, 10.0), Statement(LOAD, 30, 1000, 20.0), Statement("SELECT 1", 5, 5, 1.0)]
     lines = summarize(statements, deliveries=1000, top=2)
     assert lines[0].split() == ["0.120", "ms/delivery", "66%", "100.0", "calls/100", "deliveries", "1.0", "rows/call",
-                                "INSERT", "delivery_attempt", "+", "UPDATE", "delivery"]
+                                "INSERT", "delivery_attempt", "+", "UPDATE", "delivery", "(status)"]
     # the two claim sizes together: 40 ms, 30 calls, 440 rows
     assert lines[1].split()[:5] == ["0.040", "ms/delivery", "22%", "3.0", "calls/100"]
-    assert "14.7 rows/call" in lines[1] and lines[1].endswith("UPDATE delivery")
+    assert "14.7 rows/call" in lines[1] and lines[1].endswith("UPDATE delivery (status, locked_until)")
     assert lines[2].startswith(" 0.181 ms/delivery in all (4 statement shapes; 0.021 in the others)")
 
 
