@@ -56,6 +56,14 @@ BENCHES = (
                                                          "--baseline-posts", "2000"),
           "The default run plus 4 integrations on the same events: 2 ORDERED in one lane, 2 rate-limited "
           "(100/s, 2 in flight). Their deliveries are not counted: compare with the default run."),
+    Bench("floor", "The floor: the same I/O without the framework",
+          ("bench/floor.py",), ("--events", "200", "--baseline-posts", "2000"),
+          "A bare asyncpg + Redis + aiohttp pipeline doing a delivery's writes, queueing and signed send on "
+          "Hookyard's schema, against the same plain sender: what this design can reach on this machine. "
+          "Compare with the single-event run above."),
+    Bench("floor-batch", "The floor, 50 events a call",
+          ("bench/floor.py", "--batch", "50"), ("--events", "200", "--baseline-posts", "2000"),
+          "The floor with the events published 50 a call; compare with the batch run above."),
     Bench("two-workers", "Two workers",
           ("bench/throughput.py", "--workers", "2"), ("--events", "200", "--latency-seconds", "3",
                                                       "--baseline-posts", "2000"),
