@@ -57,6 +57,8 @@ from bench.throughput import (
     Receiver,
     baseline,
     chunks,
+    create_database,
+    drop_database,
     flush_redis,
     hmac_key,
     new_secret,
@@ -70,7 +72,6 @@ from bench.throughput import (
     wait_recorded,
     wait_until_quiet,
     wall,
-    with_database,
 )
 
 QUEUE = "floor:sends"
@@ -372,11 +373,8 @@ async def drive(args: argparse.Namespace) -> int:
         print(f"baseline: {args.baseline_runs} x {args.baseline_posts} signed posts to the local receiver ...",
               flush=True)
         rates = await baseline(rx_port, receiver, args.baseline_posts, 64, args.baseline_runs)
-        admin = await asyncpg.connect(pg_dsn(args.database_url))
-        await admin.execute(f'CREATE DATABASE "{db_name}"')
+        database_url = await create_database(args.database_url, db_name)
         created = True
-        await admin.close()
-        database_url = with_database(args.database_url, db_name)
         await flush_redis(args.redis_url)
         print("floor: migrating and connecting the webhooks with `hookyard serve` (then stopped) ...", flush=True)
         workspace, secrets_by_id = await set_up(args, database_url, rx_port, receiver, logdir)
@@ -444,9 +442,7 @@ async def drive(args: argparse.Namespace) -> int:
         stop(procs)
         await runner.cleanup()
         if created:
-            admin = await asyncpg.connect(pg_dsn(args.database_url))
-            await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-            await admin.close()
+            await drop_database(args.database_url, db_name)
         await flush_redis(args.redis_url)
         if args.keep_logs:
             print(f"logs: {logdir}")

@@ -541,6 +541,28 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
+async def create_database(server_url: str, name: str) -> str:
+    """Creates the database `name` on the server of `server_url`; answers its URL."""
+    admin = await asyncpg.connect(pg_dsn(server_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return with_database(server_url, name)
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    """Drops the database `name` (connections and all); says so on stderr when it cannot."""
+    try:
+        admin = await asyncpg.connect(pg_dsn(server_url))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"could not drop {name}: {exc}", file=sys.stderr)
+
+
 async def services_up(database_url: str, redis_url: str) -> bool:
     ok = True
     try:
@@ -724,11 +746,8 @@ async def main() -> int:
         base_cpu.stop()
         other_during_baseline = base_cpu.other
 
-        admin = await asyncpg.connect(pg_dsn(args.database_url))
-        await admin.execute(f'CREATE DATABASE "{db_name}"')
+        database_url = await create_database(args.database_url, db_name)
         created = True
-        await admin.close()
-        database_url = with_database(args.database_url, db_name)
         await flush_redis(args.redis_url)
 
         logdir = Path(tempfile.mkdtemp(prefix="hookyard-throughput-"))
@@ -841,12 +860,7 @@ async def main() -> int:
     finally:
         await runner.cleanup()
         if created:
-            try:
-                admin = await asyncpg.connect(pg_dsn(args.database_url))
-                await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-                await admin.close()
-            except (OSError, asyncpg.PostgresError) as exc:
-                print(f"could not drop {db_name}: {exc}", file=sys.stderr)
+            await drop_database(args.database_url, db_name)
         try:
             await flush_redis(args.redis_url)
         except Exception as exc:  # noqa: BLE001
