@@ -215,8 +215,9 @@ class FloorWorker:
             records: list[asyncio.Task] = []
 
             def flush() -> None:
-                records.append(asyncio.ensure_future(self.record(answered[:])))
-                answered.clear()
+                if answered:  # (the last wave's timer may find it flushed already)
+                    records.append(asyncio.ensure_future(self.record(answered[:])))
+                    answered.clear()
 
             def done(task: asyncio.Task) -> None:
                 # Answers within RECORD_WINDOW of the first of a wave are recorded together.
@@ -229,8 +230,7 @@ class FloorWorker:
                 task.add_done_callback(done)
             await asyncio.gather(*sends)
             await asyncio.sleep(RECORD_WINDOW)
-            if answered:
-                flush()
+            flush()
             await asyncio.gather(*records)
         finally:
             self.slots.release()
